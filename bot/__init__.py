@@ -1,0 +1,1 @@
+"""pavedroad: a ChatOps bot for Slack that serves a platform team's Internal Developer Platform."""

@@ -1,0 +1,80 @@
+"""The wiring: the Bolt `AsyncApp` with its middleware and every capability's listeners.
+
+Production (HTTP or Socket Mode), the tests and the shell all get their app from
+`build_app`, so there is one path through the bot.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.deliveries import delivery_key
+from bot.services import Services, build_services
+from commands import CAPABILITIES
+
+log = logging.getLogger(__name__)
+
+
+def slack_client(settings: Settings, base_url: str | None = None, token: str | None = None) -> AsyncWebClient:
+    # No ssl= here: Bolt deep-copies the client for lazy listeners and an SSLContext cannot be
+    # copied; aiohttp's default context already trusts the bundle named by SSL_CERT_FILE.
+    client = AsyncWebClient(token=token or settings.slack_bot_token or None, base_url=base_url or settings.slack_api_url, timeout=10)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+def profile_lookups(client: AsyncWebClient) -> tuple[Callable[[str], Awaitable[str | None]], Callable[[str], Awaitable[str | None]]]:
+    """Slack user id → profile e-mail, and e-mail → Slack user id; None when Slack cannot say."""
+    async def email_of(user_id: str) -> str | None:
+        try:
+            response = await client.users_info(user=user_id)
+        except (SlackApiError, OSError, TimeoutError) as exc:
+            log.warning("users.info failed for %s: %s", user_id, exc.__class__.__name__)
+            return None
+        return ((response.get("user") or {}).get("profile") or {}).get("email") or ""
+
+    async def slack_id_of(email: str) -> str | None:
+        try:
+            response = await client.users_lookupByEmail(email=email)
+        except (SlackApiError, OSError, TimeoutError):
+            return None
+        return (response.get("user") or {}).get("id")
+
+    return email_of, slack_id_of
+
+
+def create_services(settings: Settings, client: AsyncWebClient) -> Services:
+    return build_services(settings, *profile_lookups(client))
+
+
+def build_app(settings: Settings, services: Services, client: AsyncWebClient, *, verify_requests: bool = True) -> AsyncApp:
+    app = AsyncApp(
+        client=client,
+        signing_secret=settings.slack_signing_secret or None,
+        request_verification_enabled=verify_requests,
+        process_before_response=False,
+    )
+
+    async def skip_handled_deliveries(req: AsyncBoltRequest, resp: BoltResponse, body: dict[str, Any],
+                                      next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+        """Slack retries a delivery it thinks failed; one already handled is acknowledged, not redone."""
+        is_retry = bool(req.headers.get("x-slack-retry-num"))
+        if await services.deliveries.already_handled(delivery_key(body, req.raw_body), is_retry):
+            log.info("skipped a delivery already handled (retry=%s)", is_retry)
+            resp.status, resp.body = 200, ""
+            return resp
+        await next()
+        return None
+
+    app.use(skip_handled_deliveries)
+    for capability in CAPABILITIES:
+        capability.register(app, services)
+    return app

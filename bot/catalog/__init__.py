@@ -1,0 +1,1 @@
+"""The Backstage software catalog: entity model, references, relations, loading, indexes."""

@@ -1,0 +1,195 @@
+"""Read Backstage catalog files: directories, globs, multi-document YAML and `Location` trees.
+
+Every problem is reported with its file and line and never stops the other files: a file that
+is too big, not YAML, a YAML bomb or not Backstage at all is reported and skipped. A file whose
+content hash has not changed since the previous load is not parsed again.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import orjson
+import yaml
+
+from bot.catalog.entity import Entity, Problem, validate
+
+YAML_SUFFIXES = (".yaml", ".yml")
+MAX_EXPANDED_NODES = 1_000_000
+_ANCHOR = re.compile(rb"(?:^|[\s\[{,:-])&[^\s]", re.M)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file (or remote catalog) as last loaded: its content hash, entities and problems."""
+
+    key: str
+    digest: str
+    entities: tuple[Entity, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass
+class LoadResult:
+    sources: dict[str, Source] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+class _Loader(yaml.CSafeLoader):
+    """The C loader, remembering each document's node tree so problems can name a line."""
+
+    root: yaml.Node | None = None
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self.root = node
+        return super().construct_document(node)
+
+
+def _line_finder(root: yaml.Node | None):
+    def line_of(path: str) -> int:
+        node, line = root, (root.start_mark.line + 1 if root else 0)
+        for part in filter(None, path.split(".")):
+            if not isinstance(node, yaml.MappingNode):
+                break
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    node, line = value_node, key_node.start_mark.line + 1
+                    break
+            else:
+                break
+        return line
+    return line_of
+
+
+def _too_big(doc: Any) -> bool:
+    """True when aliases expand a document past MAX_EXPANDED_NODES (the 'billion laughs')."""
+    stack, seen = [doc], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > MAX_EXPANDED_NODES:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def parse_documents(raw: bytes, source: str) -> tuple[list[Entity], list[Problem]]:
+    """Parse every document in one YAML file into validated entities and problems."""
+    entities: list[Entity] = []
+    problems: list[Problem] = []
+    may_alias = _ANCHOR.search(raw) is not None
+    loader = _Loader(raw)
+    try:
+        while loader.check_data():
+            doc = loader.get_data()
+            line_of = _line_finder(loader.root)
+            if doc is None:
+                continue
+            if may_alias and _too_big(doc):
+                problems.append(Problem(source, line_of(""), "document expands past a million nodes through YAML aliases; skipped"))
+                continue
+            try:
+                entity, found = validate(doc, line_of, source)
+            except (RecursionError, TypeError, orjson.JSONEncodeError) as exc:
+                problems.append(Problem(source, line_of(""), f"document cannot be stored ({exc.__class__.__name__}); skipped"))
+                continue
+            problems.extend(found)
+            if entity is not None:
+                entities.append(entity)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problems.append(Problem(source, mark.line + 1 if mark else 0, f"invalid YAML: {reason}; rest of file skipped"))
+    except RecursionError:
+        problems.append(Problem(source, 0, "YAML nested too deeply; rest of file skipped"))
+    finally:
+        loader.dispose()
+    return entities, problems
+
+
+def location_targets(entity: Entity) -> list[str]:
+    spec = entity.spec
+    targets = list(spec.get("targets") or [])
+    if isinstance(spec.get("target"), str):
+        targets.insert(0, spec["target"])
+    return [t for t in targets if isinstance(t, str)]
+
+
+class CatalogLoader:
+    """Walks catalog roots and Location targets, reusing unchanged files from a previous load."""
+
+    def __init__(self, max_file_bytes: int) -> None:
+        self.max_file_bytes = max_file_bytes
+
+    def load(self, roots: Sequence[str], previous: Mapping[str, Source] | None = None) -> LoadResult:
+        result = LoadResult()
+        previous = previous or {}
+        for root in roots:
+            paths = list(self._expand_root(root))
+            if not paths:
+                result.problems.append(Problem(root, 0, "no catalog file found at this path or pattern"))
+            for path in paths:
+                self._visit(path, (), result, previous)
+        return result
+
+    def _expand_root(self, root: str) -> Iterator[Path]:
+        path = Path(root).expanduser()
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+        elif path.is_file():
+            yield path
+        else:
+            yield from (Path(p) for p in sorted(glob.glob(os.path.expanduser(root), recursive=True)) if Path(p).is_file())
+
+    def _visit(self, path: Path, stack: tuple[str, ...], result: LoadResult, previous: Mapping[str, Source]) -> None:
+        key = str(path.resolve())
+        if key in result.sources:
+            return
+        source = self._read(key, previous.get(key))
+        result.sources[key] = source
+        for entity in source.entities:
+            if entity.kind == "Location":
+                self._follow(entity, stack + (key,), result, previous)
+
+    def _follow(self, location: Entity, stack: tuple[str, ...], result: LoadResult, previous: Mapping[str, Source]) -> None:
+        base = Path(location.source).parent
+        for target in location_targets(location):
+            where = dict(source=location.source, line=location.line, entity=location.key)
+            if location.spec.get("type", "file") != "file" or re.match(r"^[a-z]+://", target):
+                result.problems.append(Problem(message=f"target {target!r} is a URL location; only file targets are read "
+                                                       "(load a Backstage instance with BACKSTAGE_URL)", **where))
+                continue
+            pattern = target if os.path.isabs(target) else str(base / target)
+            matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+            matches = [Path(m) for m in matches if Path(m).is_file()]
+            if not matches:
+                result.problems.append(Problem(message=f"target {target!r} not found", **where))
+            for match in matches:
+                if str(match.resolve()) in stack:
+                    result.problems.append(Problem(message=f"target {target!r} leads back to itself (a Location cycle); not followed", **where))
+                else:
+                    self._visit(match, stack, result, previous)
+
+    def _read(self, key: str, before: Source | None) -> Source:
+        try:
+            size = os.stat(key).st_size
+            if size > self.max_file_bytes:
+                return Source(key, f"size:{size}", problems=(Problem(
+                    key, 0, f"file is {size:,} bytes, over PAVEDROAD_CATALOG_MAX_FILE_BYTES ({self.max_file_bytes:,}); skipped"),))
+            with open(key, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            return Source(key, "unreadable", problems=(Problem(key, 0, f"cannot read file: {exc.strerror}"),))
+        digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        if before is not None and before.digest == digest:
+            return before
+        entities, problems = parse_documents(raw, key)
+        return Source(key, digest, tuple(entities), tuple(problems))

@@ -1,0 +1,169 @@
+"""The `pavedroad` command: serve, shell, catalog lint/refresh, db upgrade."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Sequence
+
+from aiohttp import web
+
+from bot.app import build_app, create_services, slack_client
+from bot.catalog.loader import CatalogLoader
+from bot.catalog.service import CatalogService
+from bot.config import ConfigError, Settings, load_settings
+from bot.db import Database
+from bot.server import build_web_app
+from bot.shell import Console, Shell
+from commands import CAPABILITIES
+
+log = logging.getLogger("pavedroad")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pavedroad", description="A ChatOps bot for your Internal Developer Platform.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve Slack over HTTP (or Socket Mode when SLACK_APP_TOKEN is set)")
+    shell = sub.add_parser("shell", help="talk to the bot in this terminal, with no Slack")
+    shell.add_argument("-c", dest="line", help='run one command and exit, e.g. -c "/whoowns payment-service"')
+    shell.add_argument("--as", dest="email", default="", help="the e-mail of the catalog user you are (for paging and ownership)")
+    catalog = sub.add_parser("catalog", help="work with the catalog").add_subparsers(dest="action", required=True)
+    lint = catalog.add_parser("lint", help="report every problem in catalog files; exit 1 if there is any")
+    lint.add_argument("paths", nargs="+")
+    catalog.add_parser("refresh", help="re-read the catalog into the database now and report")
+    db = sub.add_parser("db", help="the database").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="apply the schema migrations")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "serve":
+            settings.require_slack()
+    except ConfigError as exc:
+        print(f"pavedroad: configuration error: {exc}", file=sys.stderr)
+        return 2
+    quiet = args.command == "shell" and "LOG_LEVEL" not in os.environ  # the shell's output is the answer
+    logging.basicConfig(level="WARNING" if quiet else settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command == "catalog" and args.action == "lint":
+        return lint(settings, args.paths)
+    runner = {"serve": serve, "shell": lambda s: shell(s, args.line, args.email),
+              "catalog": refresh_catalog, "db": upgrade_db}[args.command]
+    try:
+        return asyncio.run(runner(settings))
+    except KeyboardInterrupt:
+        return 130
+
+
+def lint(settings: Settings, paths: list[str]) -> int:
+    problems = CatalogService(Database("sqlite://"), paths, CatalogLoader(settings.catalog_max_file_bytes)).lint(paths)
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s)", file=sys.stderr)
+    return 1 if problems else 0
+
+
+async def refresh_catalog(settings: Settings) -> int:
+    services = create_services(settings, slack_client(settings))
+    try:
+        await services.prepare()
+        report = await services.catalog.refresh()
+        for problem in services.catalog.index.problems:
+            print(problem)
+        print(f"{report.entities} entities; {report.changed_sources} file(s) changed, {report.removed_sources} removed; "
+              f"{report.problems} problem(s); {report.seconds:.2f}s")
+        return 0
+    finally:
+        await services.close()
+
+
+async def upgrade_db(settings: Settings) -> int:
+    db = Database(settings.database_url)
+    try:
+        await db.migrate()
+        print("database schema is up to date")
+        return 0
+    finally:
+        await db.close()
+
+
+async def serve(settings: Settings) -> int:
+    client = slack_client(settings)
+    services = create_services(settings, client)
+    await services.prepare()
+    app = build_app(settings, services, client)
+    runner = web.AppRunner(build_web_app(app, services), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    log.info("listening on http://%s:%s (POST /slack/events, GET /healthz, GET /readyz)", settings.host, settings.port)
+    refresh = asyncio.create_task(services.catalog.refresh())
+    socket_mode = None
+    if settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+        socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token)
+        await socket_mode.connect_async()
+        log.info("connected to Slack in Socket Mode")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    refresh.cancel()
+    if socket_mode is not None:
+        await socket_mode.close_async()
+    await runner.cleanup()
+    await services.close()
+    return 0
+
+
+HELP_TEXT = "\n".join(
+    [f"  {usage:<24} {text}" for capability in CAPABILITIES for usage, text in capability.HELP]
+    + ["  click N                  press button N of the last answer", "  help                     this list",
+       "  exit                     leave the shell"])
+
+
+async def shell(settings: Settings, line: str | None, email: str) -> int:
+    console = Console(email)
+    await console.start()
+    client = slack_client(settings, base_url=f"{console.url}/api/", token="xoxb-pavedroad-shell")
+    services = create_services(settings, client)
+    try:
+        await services.prepare()
+        await services.catalog.refresh()
+        session = Shell(build_app(settings, services, client, verify_requests=False), console)
+        if line is not None:
+            print(await session.command(line))
+            return 0
+        print(f"pavedroad shell: {len(services.catalog.index.entities)} catalog entities. Type `help` for commands.")
+        while True:
+            try:
+                text = (await asyncio.to_thread(input, "pavedroad> ")).strip()
+            except EOFError:
+                return 0
+            if text in ("exit", "quit"):
+                return 0
+            if not text:
+                continue
+            if text == "help":
+                print(HELP_TEXT)
+            elif text.startswith("click "):
+                number = text.split()[1]
+                button = session.buttons[int(number) - 1] if number.isdigit() and 0 < int(number) <= len(session.buttons) else None
+                if button and button.confirm and (await asyncio.to_thread(input, f"{button.confirm} [y/N] ")).lower() != "y":
+                    continue
+                print(await session.click(int(number) if number.isdigit() else 0))
+            elif text.startswith("/"):
+                print(await session.command(text))
+            else:
+                print("Commands start with /, for example /whoowns payment-service. Type `help`.")
+    finally:
+        await services.close()
+        await console.stop()

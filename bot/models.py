@@ -1,0 +1,73 @@
+"""The database tables. Times are Unix seconds (float), the same in SQLite and PostgreSQL.
+
+The schema is created and changed only by the Alembic migrations in `bot/migrations`; keep
+these models and the latest migration in step.
+"""
+from __future__ import annotations
+
+from sqlmodel import Field, SQLModel
+
+
+class CatalogSource(SQLModel, table=True):
+    """One catalog file (or remote catalog) as last loaded."""
+
+    __tablename__ = "catalog_source"
+    key: str = Field(primary_key=True)
+    digest: str
+    problems: str = "[]"
+    loaded_at: float
+
+
+class CatalogEntity(SQLModel, table=True):
+    """One entity, its document kept as loaded (JSON) and the references it makes."""
+
+    __tablename__ = "catalog_entity"
+    key: str = Field(primary_key=True)
+    source_key: str = Field(index=True)
+    kind: str = Field(index=True)
+    line: int = 0
+    body: str
+    refs: str = "[]"
+
+
+class HandledDelivery(SQLModel, table=True):
+    """A Slack delivery already handled, so a retry of it does nothing twice."""
+
+    __tablename__ = "handled_delivery"
+    key: str = Field(primary_key=True)
+    received_at: float = Field(index=True)
+
+
+class PageRecord(SQLModel, table=True):
+    """A page sent to on-call; one per entity per dedup window."""
+
+    __tablename__ = "page_record"
+    id: int | None = Field(default=None, primary_key=True)
+    dedup_key: str = Field(unique=True)
+    entity_key: str = Field(index=True)
+    paged_by: str
+    method: str
+    reference: str = ""
+    created_at: float = Field(index=True)
+
+
+class SlackIdentity(SQLModel, table=True):
+    """A Slack user's profile e-mail, cached (the catalog User is found from it on each ask)."""
+
+    __tablename__ = "slack_identity"
+    slack_user_id: str = Field(primary_key=True)
+    email: str = ""
+    fetched_at: float
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who changed what, when, and how it went."""
+
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    at: float = Field(index=True)
+    actor: str
+    action: str = Field(index=True)
+    target: str
+    outcome: str
+    detail: str = ""

@@ -1,0 +1,184 @@
+"""Who owns a thing, gathered for one answer: the entity, its owner and escalation path, who is
+on call and open incidents (PagerDuty), links, blast radius and health (Kubernetes).
+
+PagerDuty and Kubernetes are asked at the same time under one time budget; whatever has not
+answered in time is left out and the answer says so and why.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.catalog.entity import Entity
+from bot.catalog.index import CatalogIndex
+from bot.catalog.relations import CHILD_OF, OWNED_BY, PART_OF
+from bot.paging import SERVICE_ID, Paging
+from bot.people import People
+from integrations.errors import IntegrationError
+from integrations.kubernetes import Health, KubernetesClient
+from integrations.pagerduty import PagerDutyClient, ServiceOnCall
+
+log = logging.getLogger(__name__)
+KUBERNETES_ID = "backstage.io/kubernetes-id"
+KUBERNETES_NAMESPACE = "backstage.io/kubernetes-namespace"
+KUBERNETES_SELECTOR = "backstage.io/kubernetes-label-selector"
+PROJECT_SLUG = "github.com/project-slug"
+TECHDOCS_REF = "backstage.io/techdocs-ref"
+SLACK_CHANNEL_ID = "slack.com/channel-id"
+SLACK_CHANNEL_NAME = "slack.com/channel-name"
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url: str
+    type: str = ""
+
+
+@dataclass(frozen=True)
+class Team:
+    key: str
+    name: str
+    channel_id: str = ""
+    channel_name: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class OnCallPerson:
+    name: str
+    level: int
+    until: Any
+    slack_id: str | None
+
+
+@dataclass
+class Answer:
+    entity: Entity
+    owner: Team | None
+    owner_missing: str
+    escalation: list[Team]
+    system: str
+    domain: str
+    runbook: Link | None
+    links: list[Link]
+    repository: str
+    docs: str
+    depends_on: list[str]
+    dependents: list[str]
+    blast_radius: int
+    can_page: bool
+    oncall: ServiceOnCall | None = None
+    oncall_people: list[OnCallPerson] = field(default_factory=list)
+    health: Health | None = None
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def _team(entity: Entity) -> Team:
+    data = entity.data
+    annotations = (data.get("metadata") or {}).get("annotations") or {}
+    profile = (data.get("spec") or {}).get("profile") or {}
+    return Team(entity.key, entity.title or profile.get("displayName") or entity.name,
+                annotations.get(SLACK_CHANNEL_ID, ""), annotations.get(SLACK_CHANNEL_NAME, "").lstrip("#"),
+                profile.get("email", ""))
+
+
+def _links(metadata: dict[str, Any]) -> tuple[Link | None, list[Link]]:
+    runbook, others = None, []
+    for raw in metadata.get("links") or []:
+        if not isinstance(raw, dict) or not isinstance(raw.get("url"), str):
+            continue
+        link = Link(str(raw.get("title") or raw["url"]), raw["url"], str(raw.get("type") or ""))
+        if runbook is None and "runbook" in f"{link.title} {link.type}".lower():
+            runbook = link
+        else:
+            others.append(link)
+    return runbook, others
+
+
+def kubernetes_selector(annotations: dict[str, str]) -> str:
+    if annotations.get(KUBERNETES_SELECTOR):
+        return annotations[KUBERNETES_SELECTOR]
+    if annotations.get(KUBERNETES_ID):
+        return f"{KUBERNETES_ID}={annotations[KUBERNETES_ID]}"
+    return ""
+
+
+class Ownership:
+    def __init__(self, people: People, pagerduty: PagerDutyClient | None, kubernetes: KubernetesClient | None,
+                 budget_seconds: float) -> None:
+        self.people = people
+        self.pagerduty = pagerduty
+        self.kubernetes = kubernetes
+        self.budget = budget_seconds
+
+    def describe(self, index: CatalogIndex, entity: Entity) -> Answer:
+        """Everything the catalog itself knows; no outside calls."""
+        data = entity.data
+        metadata, spec = data.get("metadata") or {}, data.get("spec") or {}
+        owner_key = next(iter(index.related(entity.key, OWNED_BY)), "")
+        owner_entity = index.entities.get(owner_key)
+        owner = _team(owner_entity) if owner_entity else None
+        escalation, seen = [], {owner_key}
+        parent = next(iter(index.related(owner_key, CHILD_OF)), "") if owner_key else ""
+        while parent and parent not in seen and parent in index.entities:
+            seen.add(parent)
+            escalation.append(_team(index.entities[parent]))
+            parent = next(iter(index.related(parent, CHILD_OF)), "")
+        system = next((k for k in index.related(entity.key, PART_OF) if k.startswith("system:")), "")
+        domain = next((k for k in index.related(system, PART_OF) if k.startswith("domain:")), "") if system else ""
+        runbook, links = _links(metadata)
+        annotations = metadata.get("annotations") or {}
+        return Answer(
+            entity=entity, owner=owner,
+            owner_missing="" if owner or not owner_key else f"{owner_key} is not in the catalog",
+            escalation=escalation, system=system, domain=domain, runbook=runbook, links=links,
+            repository=annotations.get(PROJECT_SLUG, ""), docs=annotations.get(TECHDOCS_REF, ""),
+            depends_on=index.dependencies(entity.key), dependents=index.dependents(entity.key),
+            blast_radius=index.blast_radius(entity.key), can_page=Paging.how(entity, owner_entity) is not None,
+        )
+
+    async def answer(self, index: CatalogIndex, entity: Entity) -> Answer:
+        """The catalog's description plus on-call and health, each within the time budget."""
+        answer = self.describe(index, entity)
+        owner_entity = index.entities.get(answer.owner.key) if answer.owner else None
+        service_id = entity.annotations.get(SERVICE_ID) or (owner_entity.annotations.get(SERVICE_ID, "") if owner_entity else "")
+        selector = kubernetes_selector(entity.annotations)
+        jobs: dict[str, asyncio.Task] = {}
+        if not service_id:
+            answer.missing["on-call"] = f"no {SERVICE_ID} annotation on {entity.name} or its owner"
+        elif self.pagerduty is None:
+            answer.missing["on-call"] = "PagerDuty is not configured (PAGERDUTY_API_TOKEN)"
+        else:
+            jobs["on-call"] = asyncio.create_task(self._oncall(answer, service_id))
+        if not selector:
+            answer.missing["health"] = f"no {KUBERNETES_ID} annotation"
+        elif self.kubernetes is None:
+            answer.missing["health"] = "Kubernetes is not configured (KUBECONFIG)"
+        else:
+            jobs["health"] = asyncio.create_task(self._health(answer, selector, entity.annotations.get(KUBERNETES_NAMESPACE, "")))
+        if jobs:
+            done, pending = await asyncio.wait(jobs.values(), timeout=self.budget)
+            for part, job in jobs.items():
+                if job in pending:
+                    job.cancel()
+                    answer.missing[part] = f"{'PagerDuty' if part == 'on-call' else 'Kubernetes'} did not answer within {self.budget:g}s"
+                elif isinstance(job.exception(), IntegrationError):
+                    answer.missing[part] = str(job.exception())
+                elif job.exception() is not None:
+                    log.error("%s lookup failed", part, exc_info=job.exception())
+                    answer.missing[part] = "the lookup failed unexpectedly (see the bot's log)"
+        return answer
+
+    async def _oncall(self, answer: Answer, service_id: str) -> None:
+        oncall = await self.pagerduty.service_oncall(service_id)
+        slack_ids = await asyncio.gather(*(self.people.slack_id_for(o.email) for o in oncall.oncalls), return_exceptions=True)
+        answer.oncall = oncall
+        answer.oncall_people = [OnCallPerson(o.name, o.level, o.until, s if isinstance(s, str) else None)
+                                for o, s in zip(oncall.oncalls, slack_ids)]
+
+    async def _health(self, answer: Answer, selector: str, namespace: str) -> None:
+        answer.health = await self.kubernetes.health(selector, namespace)
+

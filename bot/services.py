@@ -1,0 +1,77 @@
+"""`Services`: every domain service and outside client, built once from the settings.
+
+The Slack wiring, the shell and the command line all use the same object; nothing here knows
+Slack except the two profile lookups the wiring hands to `People`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+
+from bot.audit import Audit
+from bot.catalog.loader import CatalogLoader
+from bot.catalog.service import CatalogService
+from bot.config import Settings
+from bot.db import Database
+from bot.deliveries import Deliveries
+from bot.ownership import Ownership
+from bot.paging import Paging
+from bot.people import Lookup, People
+from integrations.backstage import BackstageClient
+from integrations.kubernetes import KubernetesClient
+from integrations.pagerduty import PagerDutyClient
+from integrations.tls import ssl_context
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    http: aiohttp.ClientSession
+    catalog: CatalogService
+    people: People
+    ownership: Ownership
+    paging: Paging
+    audit: Audit
+    deliveries: Deliveries
+    kubernetes: KubernetesClient | None
+
+    async def prepare(self) -> None:
+        """Migrate the schema and serve the catalog as recorded; `catalog.refresh()` re-reads it."""
+        await self.db.migrate()
+        await self.catalog.restore()
+
+    async def close(self) -> None:
+        await self.http.close()
+        if self.kubernetes is not None:
+            await asyncio.to_thread(self.kubernetes.close)
+        await self.db.close()
+
+
+async def _no_lookup(_: str) -> str | None:
+    return None
+
+
+def build_services(settings: Settings, email_of_slack_user: Lookup = _no_lookup,
+                   slack_user_of_email: Lookup = _no_lookup) -> Services:
+    db = Database(settings.database_url)
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context(settings.ssl_cert_file)))
+    backstage = BackstageClient(http, settings.backstage_url, settings.backstage_token) if settings.backstage_url else None
+    catalog = CatalogService(db, settings.catalog, CatalogLoader(settings.catalog_max_file_bytes), backstage)
+    pagerduty = (PagerDutyClient(settings.pagerduty_api_token, settings.pagerduty_api_url, settings.pagerduty_events_url,
+                                 settings.ssl_cert_file, timeout=settings.answer_budget_seconds)
+                 if settings.pagerduty_api_token else None)
+    kubernetes = KubernetesClient(settings.kubeconfig, timeout=settings.answer_budget_seconds) if settings.kubernetes_enabled else None
+    people = People(catalog, db, email_of_slack_user, slack_user_of_email)
+    audit = Audit(db)
+    return Services(
+        settings=settings, db=db, http=http, catalog=catalog, people=people,
+        ownership=Ownership(people, pagerduty, kubernetes, settings.answer_budget_seconds),
+        paging=Paging(db, pagerduty, audit, settings.page_dedup_minutes), audit=audit,
+        deliveries=Deliveries(db), kubernetes=kubernetes,
+    )

@@ -1,0 +1,4 @@
+"""The Slack surface: one module per capability, each with `register(app, services)` and `HELP`."""
+from commands import whoowns
+
+CAPABILITIES = (whoowns,)

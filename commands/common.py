@@ -1,0 +1,45 @@
+"""Small helpers every command module shares: mrkdwn escaping and a guard for slow work."""
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from typing import Any, Awaitable, Callable
+
+log = logging.getLogger("pavedroad.commands")
+MAX_QUERY = 200
+
+
+def escape(text: Any) -> str:
+    """Make catalog text safe inside Slack mrkdwn (`&`, `<`, `>` are control characters)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def query_text(raw: Any) -> str:
+    """Command text of any length or encoding, cut to something a lookup can use."""
+    text = raw if isinstance(raw, str) else ""
+    return " ".join(text.replace("\x00", "").split())[:MAX_QUERY]
+
+
+def guarded(work: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Run a lazy listener; on an unexpected error, log it and tell the user briefly, never a trace."""
+    @functools.wraps(work)
+    async def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            await work(*args, **kwargs)
+        except Exception:
+            reference = uuid.uuid4().hex[:8]
+            log.exception("listener %s failed (ref %s)", work.__name__, reference)
+            respond = kwargs.get("respond")
+            if respond is not None:
+                try:
+                    await respond(response_type="ephemeral", replace_original=False,
+                                  text=f":warning: Something went wrong on our side (ref `{reference}`). "
+                                       "Please try again; if it keeps happening, tell the platform team that ref.")
+                except Exception:  # noqa: BLE001 - the user cannot be told; the log has it
+                    log.exception("could not tell the user about ref %s", reference)
+    return run

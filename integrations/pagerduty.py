@@ -1,0 +1,124 @@
+"""PagerDuty through its official client (`pagerduty`, the successor of pdpyras).
+
+The client is synchronous, so every call runs in a thread with a time limit; 429 is retried a
+bounded number of times. Answers are small dataclasses.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, TypeVar
+
+import pagerduty
+
+from integrations.errors import IntegrationError
+from integrations.tls import ssl_context
+
+T = TypeVar("T")
+OPEN_STATUSES = ["triggered", "acknowledged"]
+RECENT_INCIDENTS = 5
+
+
+@dataclass(frozen=True)
+class OnCall:
+    level: int
+    name: str
+    email: str
+    until: datetime | None
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: str
+    number: int
+    title: str
+    status: str
+    urgency: str
+    created_at: datetime | None
+    url: str
+
+
+@dataclass(frozen=True)
+class ServiceOnCall:
+    service_id: str
+    service_name: str
+    service_url: str
+    escalation_policy: str
+    oncalls: tuple[OnCall, ...]
+    incidents: tuple[Incident, ...]
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _incident(data: dict[str, Any]) -> Incident:
+    return Incident(data.get("id", ""), int(data.get("incident_number") or 0), data.get("title") or data.get("summary", ""),
+                    data.get("status", ""), data.get("urgency", ""), _time(data.get("created_at")), data.get("html_url", ""))
+
+
+def _reason(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if response is not None:
+        status = response.status_code
+        hint = {401: " (check PAGERDUTY_API_TOKEN)", 403: " (the token may not do this)", 404: " (not found)",
+                429: " (rate limited)"}.get(status, "")
+        return f"HTTP {status}{hint}"
+    return f"unreachable ({exc.__class__.__name__})"
+
+
+class PagerDutyClient:
+    def __init__(self, token: str, api_url: str, events_url: str, ca_file: str = "", timeout: float = 5.0) -> None:
+        self.events_url = events_url
+        self.ca_file = ca_file
+        self.timeout = timeout
+        self.rest = pagerduty.RestApiV2Client(token, base_url=api_url, verify=ssl_context(ca_file))
+        self._bound(self.rest)
+
+    def _bound(self, client: pagerduty.ApiClient) -> None:
+        client.retry[429] = 2
+        client.max_http_attempts = 3
+        client.timeout = self.timeout
+
+    async def _call(self, what: Callable[[], T]) -> T:
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(what), self.timeout)
+        except TimeoutError as exc:
+            raise IntegrationError("PagerDuty", f"no answer within {self.timeout:g}s") from exc
+        except (pagerduty.Error, OSError) as exc:
+            raise IntegrationError("PagerDuty", _reason(exc)) from exc
+
+    async def service_oncall(self, service_id: str) -> ServiceOnCall:
+        """The service, who is on call for it at each escalation level, and its open incidents."""
+        return await self._call(lambda: self._service_oncall(service_id))
+
+    def _service_oncall(self, service_id: str) -> ServiceOnCall:
+        service = self.rest.rget(f"services/{service_id}")
+        policy = service.get("escalation_policy") or {}
+        oncalls = self.rest.list_all("oncalls", params={
+            "escalation_policy_ids[]": [policy.get("id")], "earliest": True, "include[]": ["users"]}) if policy.get("id") else []
+        incidents = itertools.islice(self.rest.iter_all("incidents", params={
+            "service_ids[]": [service_id], "statuses[]": OPEN_STATUSES, "sort_by": "created_at:desc"}), RECENT_INCIDENTS)
+        people = sorted((OnCall(int(o.get("escalation_level") or 0), (o.get("user") or {}).get("name") or (o.get("user") or {}).get("summary", "?"),
+                                (o.get("user") or {}).get("email", ""), _time(o.get("end"))) for o in oncalls),
+                        key=lambda o: (o.level, o.name))
+        return ServiceOnCall(service_id, service.get("name") or service.get("summary", service_id), service.get("html_url", ""),
+                             policy.get("summary") or policy.get("name", ""), tuple(people), tuple(_incident(i) for i in incidents))
+
+    async def trigger(self, routing_key: str, summary: str, source: str, dedup_key: str,
+                      details: dict[str, Any] | None = None, links: list[dict[str, str]] | None = None) -> str:
+        """Send an Events API v2 trigger; returns the dedup key PagerDuty grouped it under."""
+        def send() -> str:
+            events = pagerduty.EventsApiV2Client(routing_key, base_url=self.events_url, verify=ssl_context(self.ca_file))
+            self._bound(events)
+            return events.trigger(summary, source, dedup_key=dedup_key, custom_details=details, links=links) or dedup_key
+        return await self._call(send)
+
+    async def create_incident(self, service_id: str, title: str, from_email: str, incident_key: str, details: str) -> Incident:
+        """Open an incident through the REST API on behalf of the PagerDuty user with `from_email`."""
+        body = {"incident": {"type": "incident", "title": title, "incident_key": incident_key,
+                             "service": {"id": service_id, "type": "service_reference"},
+                             "body": {"type": "incident_body", "details": details}}}
+        return await self._call(lambda: _incident(self.rest.rpost("incidents", json=body, headers={"From": from_email})))
