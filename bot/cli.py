@@ -9,14 +9,12 @@ import signal
 import sys
 from typing import Sequence
 
-from aiohttp import web
-
 from bot.app import build_app, create_services, slack_client
 from bot.catalog.loader import CatalogLoader
-from bot.catalog.service import CatalogService
+from bot.catalog.service import lint as lint_catalog
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import Database
-from bot.server import build_web_app
+from bot.server import start as start_server
 from bot.shell import Console, Shell
 from commands import CAPABILITIES
 
@@ -62,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def lint(settings: Settings, paths: list[str]) -> int:
-    problems = CatalogService(Database("sqlite://"), paths, CatalogLoader(settings.catalog_max_file_bytes)).lint(paths)
+    problems = lint_catalog(CatalogLoader(settings.catalog_max_file_bytes), paths)
     for problem in problems:
         print(problem)
     print(f"{len(problems)} problem(s)", file=sys.stderr)
@@ -94,33 +92,14 @@ async def upgrade_db(settings: Settings) -> int:
 
 
 async def serve(settings: Settings) -> int:
-    client = slack_client(settings)
-    services = create_services(settings, client)
-    await services.prepare()
-    app = build_app(settings, services, client)
-    runner = web.AppRunner(build_web_app(app, services), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.port).start()
-    log.info("listening on http://%s:%s (POST /slack/events, GET /healthz, GET /readyz)", settings.host, settings.port)
-    refresh = asyncio.create_task(services.catalog.refresh())
-    socket_mode = None
-    if settings.slack_app_token:
-        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
-        socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token)
-        await socket_mode.connect_async()
-        log.info("connected to Slack in Socket Mode")
+    server = await start_server(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     log.info("shutting down")
-    refresh.cancel()
-    if socket_mode is not None:
-        await socket_mode.close_async()
-    await runner.cleanup()
-    await services.close()
+    await server.stop()
     return 0
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
+
+from dataclasses import dataclass
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot.app import build_app, create_services, slack_client
+from bot.config import Settings
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -61,3 +65,45 @@ async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str
             await job()
         except Exception:
             log.exception("%s failed; trying again in %ss", name, seconds)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    app: AsyncApp
+    services: Services
+    runner: web.AppRunner
+    jobs: list[asyncio.Task]
+    socket_mode: Any = None
+
+    async def stop(self) -> None:
+        for job in self.jobs:
+            job.cancel()
+        if self.socket_mode is not None:
+            await self.socket_mode.close_async()
+        await self.runner.cleanup()
+        await self.services.close()
+
+
+async def start(settings: Settings, port: int | None = None) -> RunningServer:
+    """Migrate, serve the recorded catalog, listen, then refresh the catalog in the background
+    (`/readyz` says when it is loaded) and connect Socket Mode when an app token is set."""
+    client = slack_client(settings)
+    services = create_services(settings, client)
+    await services.prepare()
+    app = build_app(settings, services, client)
+    runner = web.AppRunner(build_web_app(app, services), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port if port is None else port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server = RunningServer(f"http://{settings.host}:{bound}", app, services, runner,
+                           [asyncio.create_task(services.catalog.refresh())])
+    if settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+        server.socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token)
+        await server.socket_mode.connect_async()
+        log.info("connected to Slack in Socket Mode")
+    log.info("listening on %s (POST /slack/events, GET /healthz, GET /readyz)", server.url)
+    return server

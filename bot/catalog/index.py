@@ -11,16 +11,14 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from rapidfuzz import fuzz, process
-
 from bot.catalog.entity import KIND_BY_LOWER, Entity, Problem
 from bot.catalog.refs import RefError, parse_ref
+from bot.catalog.suggest import Suggester
 from bot.catalog.relations import (API_CONSUMED_BY, API_PROVIDED_BY, CONSUMES_API, DEPENDENCY_OF, DEPENDS_ON,
                                    INVERSE, PROVIDES_API)
 
 # When a bare name matches several kinds, the first kind here wins.
 KIND_PREFERENCE = ("Component", "Resource", "API", "System", "Domain", "Group", "User", "Template", "Location")
-SUGGESTION_CUTOFF = 60
 SLACK_USER_ID = "slack.com/user-id"
 
 
@@ -43,7 +41,7 @@ class CatalogIndex:
     problems: list[Problem] = field(default_factory=list)
     by_name: dict[str, list[str]] = field(default_factory=dict)
     relations: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    names: list[str] = field(default_factory=list)
+    suggester: Suggester = field(default_factory=lambda: Suggester(()))
     users_by_email: dict[str, str] = field(default_factory=dict)
     users_by_slack_id: dict[str, str] = field(default_factory=dict)
     slack_id_of_user: dict[str, str] = field(default_factory=dict)
@@ -64,7 +62,7 @@ class CatalogIndex:
                 by_name[_normalise(entity.title)].append(entity.key)
         rank = {kind: i for i, kind in enumerate(KIND_PREFERENCE)}
         index.by_name = {n: sorted(set(keys), key=lambda k: rank[index.entities[k].kind]) for n, keys in by_name.items()}
-        index.names = sorted(index.by_name)
+        index.suggester = Suggester(sorted(index.by_name))
         index._derive_relations()
         index._map_people()
         return index
@@ -126,9 +124,7 @@ class CatalogIndex:
 
     def suggest(self, text: str, limit: int = 3) -> tuple[str, ...]:
         """Up to `limit` catalog names close to `text`, best first."""
-        matches = process.extract(_normalise(text)[:100], self.names, scorer=fuzz.ratio,
-                                  limit=limit, score_cutoff=SUGGESTION_CUTOFF)
-        return tuple(name for name, _, _ in matches)
+        return self.suggester.suggest(_normalise(text)[:100], limit)
 
     def dependencies(self, key: str) -> list[str]:
         """What this entity needs: its dependsOn targets and the APIs it consumes."""

@@ -107,6 +107,9 @@ def parse_documents(raw: bytes, source: str) -> tuple[list[Entity], list[Problem
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark and context.startswith("while parsing "):
+            reason += f" (in the {context.removeprefix('while parsing ').removeprefix('a ')} from line {context_mark.line + 1})"
         problems.append(Problem(source, mark.line + 1 if mark else 0, f"invalid YAML: {reason}; rest of file skipped"))
     except RecursionError:
         problems.append(Problem(source, 0, "YAML nested too deeply; rest of file skipped"))

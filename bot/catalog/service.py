@@ -151,9 +151,10 @@ class CatalogService:
                 await session.exec(insert(CatalogEntity), params=unique[start:start + INSERT_BATCH])
             await session.commit()
 
-    def lint(self, paths: Sequence[str]) -> list[Problem]:
-        """Every problem in the given files or directories, without touching the database."""
-        result = self.loader.load(paths)
-        entities = [e for s in result.sources.values() for e in s.entities]
-        problems = [p for s in result.sources.values() for p in s.problems] + result.problems
-        return CatalogIndex.build(entities, problems).problems
+
+def lint(loader: CatalogLoader, paths: Sequence[str]) -> list[Problem]:
+    """Every problem in the given files or directories (and what they lead to), without a database."""
+    result = loader.load(paths)
+    entities = [e for s in result.sources.values() for e in s.entities]
+    problems = [p for s in result.sources.values() for p in s.problems] + result.problems
+    return CatalogIndex.build(entities, problems).problems

@@ -43,11 +43,10 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from tests.fakes import tls as fake_tls
+from . import tls as fake_tls
 
 JsonDict = dict[str, Any]
 T = TypeVar("T")
-RECORDED = "fake.recorded"
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,9 @@ class RecordedRequest:
     def __repr__(self) -> str:
         query = f"?{'&'.join(f'{k}={v}' for k, v in self.query.items())}" if self.query else ""
         return f"<{self.method} {self.path}{query}>"
+
+
+RECORDED = web.RequestKey("fake.recorded", RecordedRequest)
 
 
 def recorded(request: web.Request) -> RecordedRequest:

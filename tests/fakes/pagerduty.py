@@ -36,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.base import (FakeHTTPError, FakeServer, JsonDict, iso, json_response, parse_iso, reason_phrase,
+from .base import (FakeHTTPError, FakeServer, JsonDict, iso, json_response, parse_iso, reason_phrase,
                               recorded, utc_now)
 
 HTML_ROOT = "https://fake.pagerduty.com"
@@ -333,10 +333,12 @@ class PagerDutyFake(FakeServer):
         return since, until
 
     def _first_level(self, policy_id: str) -> list[str]:
-        """Who is on call at level 1 of the policy now (the incident's assignees)."""
+        """The new incident's assignees: on call at level 1 now, else the policy's first-level users."""
         now = utc_now()
-        return [o["user_id"] for o in self.oncalls if o["escalation_policy_id"] == policy_id and o["level"] == 1
-                and (o["start"] is None or o["start"] <= now) and (o["end"] is None or o["end"] > now)]
+        on_call = [o["user_id"] for o in self.oncalls if o["escalation_policy_id"] == policy_id and o["level"] == 1
+                   and (o["start"] is None or o["start"] <= now) and (o["end"] is None or o["end"] > now)]
+        levels = self.escalation_policies.get(policy_id, {}).get("levels") or [[]]
+        return on_call or list(levels[0])
 
     # -- REST endpoints ----------------------------------------------------
 

@@ -41,7 +41,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.base import FakeHTTPError, FakeServer, JsonDict, json_response, poll, recorded
+from .base import FakeHTTPError, FakeServer, JsonDict, json_response, poll, recorded
 
 DEFAULT_BOT_TOKEN = "xoxb-fake-bot-token"
 DEFAULT_TEAM_ID = "T0FAKE"

@@ -23,7 +23,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.fakes.slack import DEFAULT_TEAM_ID
+from .slack import DEFAULT_TEAM_ID
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
