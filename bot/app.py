@@ -63,14 +63,13 @@ def build_app(settings: Settings, services: Services, client: AsyncWebClient, *,
         process_before_response=False,
     )
 
-    async def skip_handled_deliveries(req: AsyncBoltRequest, resp: BoltResponse, body: dict[str, Any],
+    async def skip_handled_deliveries(req: AsyncBoltRequest, body: dict[str, Any],
                                       next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
         """Slack retries a delivery it thinks failed; one already handled is acknowledged, not redone."""
         is_retry = bool(req.headers.get("x-slack-retry-num"))
         if await services.deliveries.already_handled(delivery_key(body, req.raw_body), is_retry):
             log.info("skipped a delivery already handled (retry=%s)", is_retry)
-            resp.status, resp.body = 200, ""
-            return resp
+            return BoltResponse(status=200, body="")
         await next()
         return None
 

@@ -1,4 +1,4 @@
 """The Slack surface: one module per capability, each with `register(app, services)` and `HELP`."""
-from commands import whoowns
+from commands import home, whoowns
 
-CAPABILITIES = (whoowns,)
+CAPABILITIES = (whoowns, home)

@@ -4,7 +4,7 @@ message; buttons to page on-call, share the answer in the channel and list depen
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
@@ -41,8 +41,8 @@ def _team_line(team: Team) -> str:
     return " · ".join(parts)
 
 
-def _names(keys: list[str], limit: int = DEPENDENCY_LIMIT) -> str:
-    shown = ", ".join(f"`{escape(short_ref(k))}`" for k in keys[:limit])
+def _names(keys: list[str], limit: int = DEPENDENCY_LIMIT, label: Callable[[str], str] = short_ref) -> str:
+    shown = ", ".join(f"`{escape(label(k))}`" for k in keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "") if keys else "none"
 
 
@@ -78,7 +78,7 @@ def _health_text(answer: Answer) -> str:
     icon = ":large_green_circle:" if health.healthy else ":red_circle:"
     text = f"{icon} {ready}/{desired} replicas ready in {len(health.deployments)} deployment(s)"
     if health.pods_not_ready:
-        text += f"\n{len(health.pods_not_ready)} pod(s) not ready: {_names(list(health.pods_not_ready), 3)}"
+        text += f"\n{len(health.pods_not_ready)} pod(s) not ready: {_names(list(health.pods_not_ready), 3, label=str)}"
     text += f"\n{health.restarts} restart(s), {health.recent_restarts} in the last hour"
     return text
 

@@ -78,8 +78,12 @@ class PagerDutyClient:
         self._bound(self.rest)
 
     def _bound(self, client: pagerduty.ApiClient) -> None:
-        client.retry[429] = 2
-        client.max_http_attempts = 3
+        """One quick retry of 429 and nothing else: a caller waiting in Slack would rather hear
+        "PagerDuty failed" now than after the client's default back-off of a minute."""
+        client.retry = {429: 1}
+        client.max_http_attempts = 2
+        client.max_network_attempts = 0
+        client.sleep_timer = 0.5
         client.timeout = self.timeout
 
     async def _call(self, what: Callable[[], T]) -> T:

@@ -5,12 +5,15 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 import kubernetes.client
 import pagerduty
 import pytest
 from kubernetes.client.exceptions import ApiException
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
@@ -18,9 +21,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes import BackstageFake, KubernetesFake, PagerDutyFake, SlackFake
 from tests.fakes.base import utc_now
-from tests.fakes.slack_requests import sign, slash_command_body
+from tests.fakes.slack_requests import (block_actions_body, event_body, sign, slash_command_body,
+                                        url_verification_body)
 
 ROUTING_KEY = "R" * 32
+SIGNING_SECRET = "signing-secret"
 
 
 @pytest.fixture
@@ -46,7 +51,7 @@ async def k8s() -> AsyncIterator[KubernetesFake]:
         yield fake
 
 
-def slack_client(slack: SlackFake, **kwargs: object) -> AsyncWebClient:
+def slack_client(slack: SlackFake, **kwargs: Any) -> AsyncWebClient:
     return AsyncWebClient(token=slack.bot_token, base_url=slack.url, **kwargs)
 
 
@@ -66,6 +71,8 @@ async def test_slack_post_message_is_recorded(slack: SlackFake) -> None:
     response = await slack_client(slack).chat_postMessage(channel="C1", text="deployed")
     assert response["ok"] and response["ts"] == "1700000000.000100"
     assert slack.calls("chat.postMessage") == [{"channel": "C1", "text": "deployed"}]
+    request = await slack.wait_for(lambda r: r.path == "/api/chat.postMessage")
+    assert request.headers["Authorization"] == f"Bearer {slack.bot_token}" and request.body["text"] == "deployed"
     second = await slack_client(slack).chat_postMessage(channel="C1", text="again")
     assert second["ts"] > response["ts"]
 
@@ -136,8 +143,42 @@ async def test_slack_response_url_and_signing(slack: SlackFake) -> None:
                 assert answer.status == 200 and await answer.text() == "ok"
         async with http.post(url, json={"text": "once too often"}) as answer:
             assert answer.status == 404 and await answer.text() == "used_url"
-    assert (await slack.wait_for_response())["text"] == "working on it"
-    assert len(slack.responses) == 5
+    assert (await slack.wait_for_response(url=url))["text"] == "working on it"
+    assert len(slack.responses_to(url)) == len(slack.responses) == 5
+
+
+async def test_bolt_accepts_the_signed_request_builders(slack: SlackFake) -> None:
+    app = AsyncApp(client=slack_client(slack), signing_secret=SIGNING_SECRET)
+
+    @app.command("/oncall")
+    async def oncall(ack: Any, respond: Any, command: dict[str, Any]) -> None:
+        await ack()
+        await respond(f"on call for {command['text']}")
+
+    @app.action("approve")
+    async def approve(ack: Any, say: Any, action: dict[str, Any]) -> None:
+        await ack()
+        await say(f"approved {action['value']}")
+
+    @app.event("app_mention")
+    async def mention(event: dict[str, Any], client: AsyncWebClient) -> None:
+        await client.reactions_add(channel=event["channel"], timestamp=event["ts"], name="eyes")
+
+    async def deliver(body: bytes) -> int:
+        answer = await app.async_dispatch(AsyncBoltRequest(body=body.decode(), headers=sign(body, SIGNING_SECRET)))
+        return answer.status
+
+    assert await deliver(slash_command_body("/oncall", "payments", response_url=slack.response_url())) == 200
+    assert (await slack.wait_for_response())["text"] == "on call for payments"
+    assert await deliver(block_actions_body("approve", "deploy-42", channel_id="C9")) == 200
+    assert (await slack.wait_for_call("chat.postMessage"))["channel"] == "C9"
+    assert await deliver(event_body({"type": "app_mention", "user": "U1", "text": "<@U0BOT> hi",
+                                     "channel": "C1", "ts": "1700000001.000100"})) == 200
+    assert (await slack.wait_for_call("reactions.add"))["name"] == "eyes"
+    assert await deliver(url_verification_body("xyz")) == 200
+    forged = slash_command_body("/oncall", "x")
+    answer = await app.async_dispatch(AsyncBoltRequest(body=forged.decode(), headers=sign(forged, "wrong")))
+    assert answer.status == 401
 
 
 # -- PagerDuty ---------------------------------------------------------------
@@ -216,8 +257,8 @@ async def test_kubernetes_list_pods_by_label_with_pagination(k8s: KubernetesFake
     for n, app in enumerate(["web", "web", "worker", "web"]):
         k8s.add({"apiVersion": "v1", "kind": "Pod",
                  "metadata": {"name": f"pod-{n}", "namespace": "team-a", "labels": {"app": app}},
-                 "status": {"phase": "Running", "containerStatuses": [{"name": "main", "restartCount": n,
-                                                                      "ready": True}]}})
+                 "status": {"phase": "Running", "containerStatuses": [
+                     {"name": "main", "image": "app:1", "imageID": "sha256:1", "restartCount": n, "ready": True}]}})
     core = core_api(k8s)
     page = await asyncio.to_thread(core.list_namespaced_pod, "team-a", label_selector="app in (web)", limit=2)
     assert [p.metadata.name for p in page.items] == ["pod-0", "pod-1"] and page.metadata.var_continue

@@ -30,12 +30,14 @@ and so the fake, would block.
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from datetime import datetime, timezone
+from email.parser import BytesParser
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import parse_qsl
@@ -59,7 +61,7 @@ class RecordedRequest:
     headers: CIMultiDictProxy[str]
     raw: bytes
     body: Any
-    """JSON value, dict of form fields, ``None`` when empty, else the raw bytes."""
+    """JSON value, dict of form fields (multipart files as bytes), ``None`` when empty, else the raw bytes."""
     received_at: float
 
     def __repr__(self) -> str:
@@ -133,7 +135,19 @@ async def poll(source: Callable[[], Sequence[T]], predicate: Callable[[T], bool]
         await asyncio.sleep(0.01)
 
 
-def _parse_body(content_type: str, raw: bytes) -> Any:
+def _parse_multipart(content_type_header: str, raw: bytes) -> dict[str, str | bytes]:
+    """Fields of a ``multipart/form-data`` body: text, or bytes for uploaded files."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type_header}\r\n\r\n".encode() + raw)
+    fields: dict[str, str | bytes] = {}
+    for part in message.iter_parts():
+        payload = part.get_payload(decode=True) or b""
+        name = part.get_param("name", header="content-disposition")
+        fields[str(name)] = payload if part.get_filename() else payload.decode("utf-8", "replace")
+    return fields
+
+
+def _parse_body(content_type: str, raw: bytes, content_type_header: str) -> Any:
     if not raw:
         return None
     if content_type == "application/json" or content_type.endswith("+json"):
@@ -143,6 +157,8 @@ def _parse_body(content_type: str, raw: bytes) -> Any:
             return raw
     if content_type == "application/x-www-form-urlencoded":
         return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    if content_type == "multipart/form-data":
+        return _parse_multipart(content_type_header, raw)
     return raw
 
 
@@ -150,6 +166,8 @@ class FakeServer:
     """Base class of the fakes: lifecycle, recording, fault injection."""
 
     host = "127.0.0.1"
+    default_content_type = ""
+    """How to read a body sent without ``Content-Type`` (the API server assumes JSON, for one)."""
 
     def __init__(self, *, tls: bool = False) -> None:
         self.tls = tls
@@ -238,23 +256,27 @@ class FakeServer:
 
     # -- the middleware ----------------------------------------------------
 
+    def _content_type(self, request: web.Request) -> str:
+        return request.content_type if "Content-Type" in request.headers else self.default_content_type
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         raw = await request.read()
-        request[RECORDED] = recorded = RecordedRequest(
+        request[RECORDED] = entry = RecordedRequest(
             method=request.method,
             path=request.path,
             query=MultiDictProxy(MultiDict(request.query)),
             headers=CIMultiDictProxy(CIMultiDict(request.headers)),
             raw=raw,
-            body=_parse_body(request.content_type, raw),
+            body=_parse_body(self._content_type(request), raw, request.headers.get("Content-Type", "")),
             received_at=time.time(),
         )
-        self.requests.append(recorded)
+        self.requests.append(entry)
+        rate_limited = self._rate_limit_left > 0  # decided in arrival order, before any delay
+        self._rate_limit_left -= rate_limited
         if self.delay:
             await asyncio.sleep(self.delay)
-        if self._rate_limit_left > 0:
-            self._rate_limit_left -= 1
+        if rate_limited:
             response = self.rate_limited_response(request)
             response.headers["Retry-After"] = str(self._retry_after)
             return response

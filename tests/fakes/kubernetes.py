@@ -17,6 +17,7 @@ rbac.authorization.k8s.io/v1 rolebindings; verbs list (namespaced and across
 namespaces), get, create, replace (PUT), patch (merge, strategic merge as
 merge, JSON patch), delete; discovery (``/version``, ``/api``, ``/apis``,
 ``/api/v1``, ``/apis/{group}/{version}``). Every failure is a ``Status``.
+Not served: watches (400), subresources (404), server-side apply (415).
 Seed objects, status included, with ``k8s.add(obj)``.
 """
 from __future__ import annotations
@@ -32,16 +33,22 @@ from .kubernetes_store import (NAMESPACES, RESOURCES, ObjectStore, Resource, bad
 VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0", "gitCommit": "fake", "gitTreeState": "clean",
            "buildDate": "2024-08-13T07:28:49Z", "goVersion": "go1.22.5", "compiler": "gc", "platform": "linux/amd64"}
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 NOT_FOUND = "the server could not find the requested resource"
 
 
 class KubernetesFake(FakeServer):
     """The API server at ``url``; ``store`` holds the objects."""
 
-    def __init__(self, *, token: str | None = None, tls: bool = False) -> None:
+    default_content_type = "application/json"  # the API server reads a body without Content-Type as JSON
+
+    def __init__(self, *, token: str | None = None, system_namespaces: bool = True, tls: bool = False) -> None:
+        """``system_namespaces``: start with default, kube-system, kube-public, kube-node-lease, as clusters do."""
         super().__init__(tls=tls)
         self.token = token
         self.store = ObjectStore()
+        for name in SYSTEM_NAMESPACES if system_namespaces else ():
+            self.add_namespace(name)
 
     @property
     def url(self) -> str:
@@ -69,9 +76,11 @@ class KubernetesFake(FakeServer):
     # -- HTTP --------------------------------------------------------------
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        router.add_get("/version", self._version)
-        router.add_get("/api", self._core_versions)
-        router.add_get("/apis", self._groups)
+        for slash in ("", "/"):  # the client asks for "/version/", "/api/", "/apis/", "/apis/apps/"
+            router.add_get(f"/version{slash}", self._version)
+            router.add_get(f"/api{slash}", self._core_versions)
+            router.add_get(f"/apis{slash}", self._groups)
+            router.add_get(f"/apis/{{group}}{slash}", self._group)
         router.add_route("*", "/api/{version}{tail:.*}", self._core)
         router.add_route("*", "/apis/{group}/{version}{tail:.*}", self._grouped)
 
@@ -97,14 +106,14 @@ class KubernetesFake(FakeServer):
 
     async def _groups(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        versions: dict[str, list[str]] = {}
-        for resource in RESOURCES:
-            if resource.group and resource.version not in versions.setdefault(resource.group, []):
-                versions[resource.group].append(resource.version)
-        groups = [{"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in vs],
-                   "preferredVersion": {"groupVersion": f"{group}/{vs[0]}", "version": vs[0]}}
-                  for group, vs in versions.items()]
-        return json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        return json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": list(_api_groups().values())})
+
+    async def _group(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        group = _api_groups().get(request.match_info["group"])
+        if group is None:
+            raise kube_error(404, NOT_FOUND, details={})
+        return json_response({"kind": "APIGroup", "apiVersion": "v1", **group})
 
     async def _core(self, request: web.Request) -> web.Response:
         return await self._serve(request, "", request.match_info["version"], request.match_info["tail"])
@@ -141,6 +150,8 @@ class KubernetesFake(FakeServer):
                                             for r in served]})
 
     async def _collection(self, request: web.Request, resource: Resource, namespace: str) -> web.Response:
+        if request.query.get("watch") in ("true", "1"):
+            raise bad_request("this fake API server does not serve watches")
         if request.method == "GET":
             return json_response(self.store.list(
                 resource, (namespace or None) if resource.namespaced else None,
@@ -161,10 +172,21 @@ class KubernetesFake(FakeServer):
         if request.method == "PUT":
             return json_response(self.store.replace(resource, namespace, name, body))
         if request.method == "PATCH":
-            return json_response(self.store.patch(resource, namespace, name, body, request.content_type))
+            return json_response(self.store.patch(resource, namespace, name, body, self._content_type(request)))
         if request.method == "DELETE":
             return json_response(self.store.delete(resource, namespace, name))
         raise kube_error(405, "the server does not allow this method on the requested resource")
+
+
+def _api_groups() -> dict[str, JsonDict]:
+    """The named API groups served, as discovery describes them."""
+    versions: dict[str, list[str]] = {}
+    for resource in RESOURCES:
+        if resource.group and resource.version not in versions.setdefault(resource.group, []):
+            versions[resource.group].append(resource.version)
+    return {group: {"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in vs],
+                    "preferredVersion": {"groupVersion": f"{group}/{vs[0]}", "version": vs[0]}}
+            for group, vs in versions.items()}
 
 
 def _int_param(request: web.Request, name: str) -> int:

@@ -68,8 +68,8 @@ class Resource:
     namespaced: bool = True
     name_rule: str = "subdomain"  # "label", "subdomain" or "path"
     status_subresource: bool = False
-    default_status: JsonDict | None = None
-    spec_defaults: JsonDict = field(default_factory=dict)
+    default_status: JsonDict | None = field(default=None, repr=False)
+    spec_defaults: JsonDict = field(default_factory=dict, repr=False)
 
     @property
     def api_version(self) -> str:

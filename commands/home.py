@@ -1,0 +1,34 @@
+"""App Home: what the bot can do and how big the catalog is, published when a user opens it."""
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.services import Services
+from commands import whoowns
+from commands.common import escape
+
+HELP: list[tuple[str, str]] = []
+FEATURES = (whoowns,)
+
+
+def home_view(entities: int, problems: int) -> dict[str, Any]:
+    commands = "\n".join(f"• `{usage}`: {escape(text)}" for capability in FEATURES for usage, text in capability.HELP)
+    return {"type": "home", "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": "pavedroad: your platform, in Slack"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*What you can ask*\n{commands}"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"The catalog holds {entities:,} entities"
+                                          + (f"; {problems:,} problem(s) are waiting for the platform team." if problems else ".")}]},
+    ]}
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def publish_home(event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab") != "home":
+            return
+        index = services.catalog.index
+        await client.views_publish(user_id=event["user"], view=home_view(len(index.entities), len(index.problems)))
+
+    app.event("app_home_opened")(publish_home)
