@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from bot.catalog.relations import CHILD_OF, MEMBER_OF
 from bot.catalog.service import CatalogService
@@ -81,11 +82,16 @@ class People:
             return cached[0]
         async with self.db.session() as session:
             row = (await session.exec(select(SlackIdentity).where(SlackIdentity.slack_user_id == slack_id))).scalar_one_or_none()
+            email = row.email if row else ""
             if row is None or time.time() - row.fetched_at > self.cache_seconds:
-                email = await self.email_of_slack_user(slack_id)
-                if email is None:
-                    return row.email if row else ""
-                row = await session.merge(SlackIdentity(slack_user_id=slack_id, email=email, fetched_at=time.time()))
-                await session.commit()
-        self._emails[slack_id] = (row.email, time.monotonic())
-        return row.email
+                asked = await self.email_of_slack_user(slack_id)
+                if asked is None:  # Slack could not say: keep what we knew, ask again next time
+                    return email
+                email = asked
+                try:
+                    await session.merge(SlackIdentity(slack_user_id=slack_id, email=email, fetched_at=time.time()))
+                    await session.commit()
+                except IntegrityError:  # a concurrent request recorded the same user first
+                    await session.rollback()
+        self._emails[slack_id] = (email, time.monotonic())
+        return email

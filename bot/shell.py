@@ -85,7 +85,7 @@ def mrkdwn_to_text(text: str) -> str:
     text = re.sub(r"<(?:mailto:)?([^|>]+)\|([^>]+)>", r"\2 (\1)", text)
     text = re.sub(r"<([@#])([^>|]+)>", r"\1\2", text)
     text = re.sub(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])", r"\1", text)
-    text = re.sub(r"(?<![\w])_([^_\n]+)_(?![\w])", r"\1", text)
+    text = re.sub(r"(?<!\w)_([^\n]+?)_(?!\w)", r"\1", text)
     text = re.sub(r":([a-z0-9_+-]+):", lambda m: {"large_green_circle": "[ok]", "red_circle": "[!]", "warning": "[!]",
                                                    "rotating_light": "[page]"}.get(m.group(1), ""), text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()

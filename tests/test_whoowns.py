@@ -3,6 +3,7 @@ Kubernetes are local test servers that follow the public APIs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -48,16 +49,31 @@ def seed_kubernetes(k8s: KubernetesFake) -> None:
                      "lastState": {"terminated": {"exitCode": 1, "finishedAt": restarted}} if not ready else {}}]}})
 
 
-@pytest.fixture
-async def bot(tmp_path):
+@contextlib.asynccontextmanager
+async def running_bot(tmp_path, database_url: str = ""):
     async with SlackFake() as slack, PagerDutyFake() as pd, KubernetesFake() as k8s:
         slack.add_user("U0ADA0001", email="ada.lovelace@acme.example", real_name="Ada Lovelace")
         slack.add_user("U0GRACE01", email="casey@contractors.example", real_name="Casey Contractor")
         seed_pagerduty(pd)
         seed_kubernetes(k8s)
-        running = await start_bot(tmp_path, slack, pd, k8s)
+        running = await start_bot(tmp_path, slack, pd, k8s, database_url=database_url)
+        try:
+            yield running
+        finally:
+            await stop_bot(running)
+
+
+@pytest.fixture
+async def bot(tmp_path):
+    async with running_bot(tmp_path) as running:
         yield running
-        await stop_bot(running)
+
+
+@pytest.fixture
+async def bot_any_db(tmp_path, database_url):
+    """The bot on SQLite and on PostgreSQL, for what depends on the database."""
+    async with running_bot(tmp_path, database_url) as running:
+        yield running
 
 
 def text_of(payload: dict) -> str:
@@ -156,7 +172,8 @@ async def test_unsigned_request_is_refused(bot: Bot):
         assert response.status == 401
 
 
-async def test_a_slack_retry_does_nothing_twice(bot: Bot):
+async def test_a_slack_retry_does_nothing_twice(bot_any_db: Bot):
+    bot = bot_any_db
     from tests.fakes.slack_requests import slash_command_body
     url = bot.slack.response_url()
     body = slash_command_body("/whoowns", "payment-service", response_url=url, user_id="U0ADA0001")
@@ -167,7 +184,8 @@ async def test_a_slack_retry_does_nothing_twice(bot: Bot):
     assert len(bot.slack.response_urls[url].payloads) == 1
 
 
-async def test_page_on_call_with_the_events_api_pages_once(bot: Bot):
+async def test_page_on_call_with_the_events_api_pages_once(bot_any_db: Bot):
+    bot = bot_any_db
     url = await bot.click("whoowns_page", "component:default/payment-service")
     notice = await bot.reply(url)
     assert notice["response_type"] == "in_channel"
@@ -180,6 +198,15 @@ async def test_page_on_call_with_the_events_api_pages_once(bot: Bot):
     again = await bot.click("whoowns_page", "component:default/payment-service", user="U0GRACE01")
     assert "already paged by <@U0ADA0001>" in (await bot.reply(again))["text"]
     assert len([r for r in bot.pagerduty.requests if r.path == "/v2/enqueue"]) == 1
+
+
+async def test_simultaneous_clicks_page_once(bot_any_db: Bot):
+    urls = await asyncio.gather(*(bot_any_db.click("whoowns_page", "component:default/payment-service", user=user)
+                                  for user in ("U0ADA0001", "U0GRACE01", "U0ADA0001")))
+    texts = [(await bot_any_db.reply(url))["text"] for url in urls]
+    assert sum("paged on-call for" in t for t in texts) == 1
+    assert sum("already paged" in t for t in texts) == 2
+    assert len([r for r in bot_any_db.pagerduty.requests if r.path == "/v2/enqueue"]) == 1
 
 
 async def test_page_on_call_through_the_rest_api_on_behalf_of_the_user(bot: Bot):

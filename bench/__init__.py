@@ -1,0 +1,1 @@
+"""Benchmarks of pavedroad at catalog scale; see bench/README.md. Each script prints figures."""
