@@ -254,3 +254,12 @@ async def test_app_home_lists_what_the_bot_can_do(bot: Bot):
     view = (await bot.slack.wait_for_call("views.publish"))["view"]
     view = json.loads(view) if isinstance(view, str) else view
     assert "/whoowns NAME" in json.dumps(view)
+
+
+async def test_slack_rate_limits_are_honoured(bot: Bot):
+    bot.slack.rate_limit(1, retry_after=1)
+    _, _, url = await bot.command("/whoowns", "payment-service")
+    text = text_of(await bot.reply(url))
+    assert "L2 <@U0GRACE01>" in text                   # users.lookupByEmail got a 429, waited and asked again
+    limited = [r for r in bot.slack.requests if r.path.startswith("/api/")]
+    assert limited[0].path == limited[1].path

@@ -1,0 +1,209 @@
+"""What every benchmark shares: percentiles, goals and the summary line, the bot's settings,
+starting the real server, signed Slack slash commands and a bounded load generator.
+
+Scripts are run as files (`.venv/bin/python bench/x.py`), so each puts the repository root on
+`sys.path` before importing this module. Everything listens on 127.0.0.1 only.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Sequence
+
+import aiohttp
+from aiohttp import web
+
+from bot.config import Settings, load_settings
+from bot.server import RunningServer, start
+from tests.fakes.pagerduty import DEFAULT_API_TOKEN, PagerDutyFake
+from tests.fakes.kubernetes import KubernetesFake
+from tests.fakes.slack import DEFAULT_BOT_TOKEN, SlackFake
+from tests.fakes.slack_requests import sign, slash_command_body
+from tests.fakes.tls import ca_bundle_path
+from tests.harness import SIGNING_SECRET, write_kubeconfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMARY_PREFIX = "BENCH-SUMMARY "
+ASKER = "U0ADA0001"  # the Slack user sending commands (Ada in the demo catalog)
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between the closest ranks; NaN when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def latency_ms(seconds: Sequence[float]) -> dict[str, float]:
+    """n, p50, p99 and max of latencies given in seconds, in milliseconds."""
+    return {"n": len(seconds), "p50": percentile(seconds, 50) * 1e3, "p99": percentile(seconds, 99) * 1e3,
+            "max": max(seconds, default=math.nan) * 1e3}
+
+
+def latency_line(label: str, seconds: Sequence[float]) -> str:
+    s = latency_ms(seconds)
+    return f"{label:<34} n={s['n']:<6} p50={s['p50']:8.2f} ms  p99={s['p99']:8.2f} ms  max={s['max']:8.2f} ms"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A target from the issue: `value` must be at most `limit`."""
+
+    name: str
+    value: float
+    limit: float
+    unit: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.value <= self.limit
+
+    def __str__(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {self.value:.2f}{self.unit} (goal ≤ {self.limit:g}{self.unit})"
+
+
+def report(script: str, figures: dict[str, Any], goals: Sequence[Goal] = ()) -> None:
+    """Print the goals, then one machine-readable line that run_all.py collects."""
+    for goal in goals:
+        print(goal)
+    print(SUMMARY_PREFIX + json.dumps({"script": script, "figures": figures,
+                                       "goals": [{"name": g.name, "value": round(g.value, 3), "limit": g.limit,
+                                                  "unit": g.unit, "ok": g.ok} for g in goals]}), flush=True)
+
+
+# -- the bot -------------------------------------------------------------------------------------
+
+def bot_env(data_dir: Path, slack_url: str, catalog: Sequence[str | Path], pagerduty: PagerDutyFake | None = None,
+            kubernetes: KubernetesFake | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a bot on SQLite in `data_dir`, talking to the fakes, never refreshing by itself."""
+    return {
+        "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack_url,
+        "DATABASE_URL": f"sqlite:///{data_dir / 'bot.db'}", "PAVEDROAD_DATA_DIR": str(data_dir / "data"),
+        "PAVEDROAD_CATALOG": ",".join(str(c) for c in catalog), "HOST": "127.0.0.1",
+        "PAVEDROAD_CATALOG_REFRESH_SECONDS": "0", "LOG_LEVEL": "WARNING",
+        **({"PAGERDUTY_API_TOKEN": DEFAULT_API_TOKEN, "PAGERDUTY_API_URL": pagerduty.rest_url,
+            "PAGERDUTY_EVENTS_URL": pagerduty.events_url, "SSL_CERT_FILE": ca_bundle_path()} if pagerduty else {}),
+        **({"KUBECONFIG": str(write_kubeconfig(data_dir / "kubeconfig", kubernetes.url))} if kubernetes else {}),
+        **extra,
+    }
+
+
+def bot_settings(*args: Any, **kwargs: Any) -> Settings:
+    return load_settings(bot_env(*args, **kwargs))
+
+
+async def start_bot(settings: Settings, load_timeout: float = 600) -> tuple[RunningServer, float]:
+    """The real server (`bot.server.start`, port 0) once its catalog is loaded; and seconds to load it."""
+    started = time.perf_counter()
+    server = await start(settings, port=0)
+    deadline = time.monotonic() + load_timeout
+    while not server.services.catalog.loaded:
+        if time.monotonic() > deadline:
+            await server.stop()
+            raise TimeoutError(f"catalog not loaded within {load_timeout}s")
+        await asyncio.sleep(0.05)
+    return server, time.perf_counter() - started
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve an aiohttp application on 127.0.0.1, on a free port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+class TimedSlackFake(SlackFake):
+    """SlackFake that also notes when the first answer reached each response URL (perf_counter)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.answered_at: dict[str, float] = {}
+        self._answered: dict[str, asyncio.Event] = {}
+
+    def response_url(self) -> str:
+        url = super().response_url()
+        self._answered[url] = asyncio.Event()
+        return url
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        response = await super()._handle_response_url(request)
+        url = f"{self.root}{request.path}"
+        self.answered_at.setdefault(url, time.perf_counter())
+        if url in self._answered:
+            self._answered[url].set()
+        return response
+
+    async def answer(self, url: str, timeout: float) -> tuple[dict[str, Any], float] | None:
+        """The first payload posted to `url` and when it arrived, or None after `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._answered[url].wait(), timeout)
+        except TimeoutError:
+            return None
+        return self.response_urls[url].payloads[0], self.answered_at[url]
+
+
+async def slash_command(http: aiohttp.ClientSession, bot_url: str, slack: SlackFake, text: str,
+                        command: str = "/whoowns", user: str = ASKER) -> tuple[int, float, float, str]:
+    """POST a signed slash command; returns (status, sent at, seconds to the HTTP answer, response URL)."""
+    response_url = slack.response_url()
+    body = slash_command_body(command, text, user_id=user, response_url=response_url)
+    headers = sign(body, SIGNING_SECRET)
+    sent = time.perf_counter()
+    async with http.post(f"{bot_url}/slack/events", data=body, headers=headers) as response:
+        await response.read()
+        return response.status, sent, time.perf_counter() - sent, response_url
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+@dataclass
+class LoadResult:
+    latencies: list[float]
+    errors: list[str]
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+
+async def run_load(total: int, concurrency: int, one: Callable[[int], Awaitable[float]],
+                   request_timeout: float = 30, deadline: float = 300) -> LoadResult:
+    """Call `one(i)` for i < total, `concurrency` at a time; each returns its latency in seconds.
+
+    Bounded: a call over `request_timeout` counts as an error, and no call starts after `deadline`.
+    """
+    latencies: list[float] = []
+    errors: list[str] = []
+    numbers = iter(range(total))
+    started = time.perf_counter()
+    stop_at = time.monotonic() + deadline
+
+    async def worker() -> None:
+        for i in numbers:
+            if time.monotonic() > stop_at:
+                errors.append("deadline")
+                return
+            try:
+                latencies.append(await asyncio.wait_for(one(i), request_timeout))
+            except Exception as exc:  # noqa: BLE001 - counted and shown, the run goes on
+                errors.append(f"{exc.__class__.__name__}: {exc}"[:200])
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return LoadResult(latencies, errors, time.perf_counter() - started)
+
+
+def client(concurrency: int) -> aiohttp.ClientSession:
+    """An HTTP client with one keep-alive connection per concurrent request."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency))
