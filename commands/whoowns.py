@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.catalog.entity import Entity
 from bot.catalog.index import CatalogIndex
 from bot.catalog.refs import short_ref
 from bot.ownership import Answer, Team
@@ -189,14 +190,17 @@ def register(app: AsyncApp, services: Services) -> None:
     async def ack_action(ack: AsyncAck) -> None:
         await ack()
 
-    def _entity(action: dict[str, Any]):
-        return catalog.index.entities.get(str(action.get("value", "")))
+    async def _entity(action: dict[str, Any], respond: AsyncRespond) -> Entity | None:
+        """The entity a button names, or None after telling the user it has gone."""
+        entity = catalog.index.entities.get(str(action.get("value", "")))
+        if entity is None:
+            await respond(response_type="ephemeral", replace_original=False, text="That entity is no longer in the catalog.")
+        return entity
 
     @guarded
     async def share(action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond) -> None:
-        entity = _entity(action)
+        entity = await _entity(action, respond)
         if entity is None:
-            await respond(response_type="ephemeral", replace_original=False, text="That entity is no longer in the catalog.")
             return
         result = await ownership.answer(catalog.index, entity)
         await respond(response_type="in_channel", replace_original=False, text=f"{entity.display_name}: owner and on-call",
@@ -211,9 +215,8 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @guarded
     async def page(action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond) -> None:
-        entity = _entity(action)
+        entity = await _entity(action, respond)
         if entity is None:
-            await respond(response_type="ephemeral", replace_original=False, text="That entity is no longer in the catalog.")
             return
         index = catalog.index
         owner = index.entities.get(next(iter(index.related(entity.key, "ownedBy")), ""))

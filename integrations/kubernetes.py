@@ -5,12 +5,11 @@ tens of megabytes that a bot without Kubernetes should not pay.
 """
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
 
-from integrations.errors import IntegrationError
+from integrations.blocking import in_thread
 
 T = TypeVar("T")
 RECENT = timedelta(hours=1)
@@ -60,14 +59,14 @@ class KubernetesClient:
         self._api_exception = client.ApiException
 
     async def _call(self, what: Callable[[], T]) -> T:
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(what), self.timeout)
-        except TimeoutError as exc:
-            raise IntegrationError("Kubernetes", f"no answer within {self.timeout:g}s") from exc
-        except self._api_exception as exc:
-            raise IntegrationError("Kubernetes", f"HTTP {exc.status} {exc.reason or ''}".strip()) from exc
-        except OSError as exc:
-            raise IntegrationError("Kubernetes", f"unreachable ({exc.__class__.__name__})") from exc
+        return await in_thread("Kubernetes", what, self.timeout, self._reason)
+
+    def _reason(self, exc: Exception) -> str | None:
+        if isinstance(exc, self._api_exception):
+            return f"HTTP {exc.status} {exc.reason or ''}".strip()
+        if isinstance(exc, OSError) or exc.__class__.__module__.startswith("urllib3"):
+            return f"unreachable ({exc.__class__.__name__})"
+        return None
 
     async def health(self, label_selector: str, namespace: str = "") -> Health:
         """Deployments and pods matching the selector, in one namespace or all."""

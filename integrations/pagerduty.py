@@ -5,7 +5,6 @@ bounded number of times. Answers are small dataclasses.
 """
 from __future__ import annotations
 
-import asyncio
 import itertools
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,7 @@ from typing import Any, Callable, TypeVar
 
 import pagerduty
 
-from integrations.errors import IntegrationError
+from integrations.blocking import in_thread
 from integrations.tls import ssl_context
 
 T = TypeVar("T")
@@ -59,7 +58,9 @@ def _incident(data: dict[str, Any]) -> Incident:
                     data.get("status", ""), data.get("urgency", ""), _time(data.get("created_at")), data.get("html_url", ""))
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception) -> str | None:
+    if not isinstance(exc, (pagerduty.Error, OSError)):
+        return None
     response = getattr(exc, "response", None)
     if response is not None:
         status = response.status_code
@@ -87,12 +88,7 @@ class PagerDutyClient:
         client.timeout = self.timeout
 
     async def _call(self, what: Callable[[], T]) -> T:
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(what), self.timeout)
-        except TimeoutError as exc:
-            raise IntegrationError("PagerDuty", f"no answer within {self.timeout:g}s") from exc
-        except (pagerduty.Error, OSError) as exc:
-            raise IntegrationError("PagerDuty", _reason(exc)) from exc
+        return await in_thread("PagerDuty", what, self.timeout, _reason)
 
     async def service_oncall(self, service_id: str) -> ServiceOnCall:
         """The service, who is on call for it at each escalation level, and its open incidents."""
