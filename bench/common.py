@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,9 @@ class Goal:
 
 
 def report(script: str, figures: dict[str, Any], goals: Sequence[Goal] = ()) -> None:
-    """Print the goals, then one machine-readable line that run_all.py collects."""
+    """Print the goals, then one machine-readable line that run_all.py collects (with the load average:
+    the machine may be shared, and a busy neighbour shows there)."""
+    figures = {**figures, "loadavg_1m": round(os.getloadavg()[0], 2)}
     for goal in goals:
         print(goal)
     print(SUMMARY_PREFIX + json.dumps({"script": script, "figures": figures,

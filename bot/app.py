@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.deliveries import delivery_key
 from bot.services import Services, build_services
 from commands import CAPABILITIES
+from commands.env import SlackNotifier
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def profile_lookups(client: AsyncWebClient) -> tuple[Callable[[str], Awaitable[s
 
 
 def create_services(settings: Settings, client: AsyncWebClient) -> Services:
-    return build_services(settings, *profile_lookups(client))
+    return build_services(settings, SlackNotifier(client, settings), *profile_lookups(client))
 
 
 def build_app(settings: Settings, services: Services, client: AsyncWebClient, *, verify_requests: bool = True) -> AsyncApp:

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import datetime, timezone
 from typing import Sequence
 
 from bot.app import build_app, create_services, slack_client
@@ -32,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     lint = catalog.add_parser("lint", help="report every problem in catalog files; exit 1 if there is any")
     lint.add_argument("paths", nargs="+")
     catalog.add_parser("refresh", help="re-read the catalog into the database now and report")
+    reap = sub.add_parser("reap", help="one pass of the environment reaper (for a Kubernetes CronJob)")
+    reap.add_argument("--dry-run", action="store_true", help="only report what it would warn about and destroy")
+    audit = sub.add_parser("audit", help="list the audit log, newest first")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--action", help="only this action, e.g. env.destroy or page")
     db = sub.add_parser("db", help="the database").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply the schema migrations")
     return parser
@@ -51,8 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "catalog" and args.action == "lint":
         return lint(settings, args.paths)
-    runner = {"serve": serve, "shell": lambda s: shell(s, args.line, args.email),
-              "catalog": refresh_catalog, "db": upgrade_db}[args.command]
+    runner = {"serve": serve, "shell": lambda s: shell(s, args.line, args.email), "catalog": refresh_catalog,
+              "db": upgrade_db, "reap": lambda s: reap(s, args.dry_run),
+              "audit": lambda s: show_audit(s, args.limit, args.action)}[args.command]
     try:
         return asyncio.run(runner(settings))
     except KeyboardInterrupt:
@@ -76,6 +83,36 @@ async def refresh_catalog(settings: Settings) -> int:
             print(problem)
         print(f"{report.entities} entities; {report.changed_sources} file(s) changed, {report.removed_sources} removed; "
               f"{report.problems} problem(s); {report.seconds:.2f}s")
+        return 0
+    finally:
+        await services.close()
+
+
+async def reap(settings: Settings, dry_run: bool) -> int:
+    services = create_services(settings, slack_client(settings))
+    try:
+        if services.kubernetes is None:
+            print("pavedroad: the reaper needs Kubernetes (set KUBECONFIG, or run it in the cluster)", file=sys.stderr)
+            return 2
+        await services.prepare()
+        report = await services.reaper.run(dry_run=dry_run)
+        for line in report.lines():
+            print(("would be " if dry_run and not line.startswith("drift") else "") + line)
+        print(f"{len(report.warned)} warned, {len(report.destroyed)} destroyed, {len(report.drift)} drift"
+              + (" (dry run: nothing changed)" if dry_run else ""))
+        return 0
+    finally:
+        await services.close()
+
+
+async def show_audit(settings: Settings, limit: int, action: str | None) -> int:
+    services = create_services(settings, slack_client(settings))
+    try:
+        await services.prepare()
+        for entry in await services.audit.recent(limit, action):
+            moment = datetime.fromtimestamp(entry.at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{moment}Z  {entry.actor:<12} {entry.action:<14} {entry.target:<40} {entry.outcome}"
+                  + (f"  {entry.detail}" if entry.detail else ""))
         return 0
     finally:
         await services.close()

@@ -7,7 +7,8 @@ file. A missing or invalid setting raises `ConfigError` with one line naming it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlparse
@@ -16,6 +17,17 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CATALOG = PROJECT_ROOT / "examples" / "catalog" / "all.yaml"
+
+
+# Environment sizes: the namespace's ResourceQuota (`hard`) and the LimitRange defaults for containers.
+DEFAULT_SIZES: dict[str, dict[str, str]] = {
+    "small": {"requests.cpu": "2", "requests.memory": "4Gi", "limits.cpu": "4", "limits.memory": "8Gi", "pods": "20",
+              "default.cpu": "500m", "default.memory": "512Mi", "defaultRequest.cpu": "100m", "defaultRequest.memory": "128Mi"},
+    "medium": {"requests.cpu": "4", "requests.memory": "8Gi", "limits.cpu": "8", "limits.memory": "16Gi", "pods": "40",
+               "default.cpu": "1", "default.memory": "1Gi", "defaultRequest.cpu": "250m", "defaultRequest.memory": "256Mi"},
+    "large": {"requests.cpu": "8", "requests.memory": "16Gi", "limits.cpu": "16", "limits.memory": "32Gi", "pods": "80",
+              "default.cpu": "2", "default.memory": "2Gi", "defaultRequest.cpu": "500m", "defaultRequest.memory": "512Mi"},
+}
 
 
 class ConfigError(Exception):
@@ -47,6 +59,18 @@ class Settings:
     ssl_cert_file: str = ""
     answer_budget_seconds: float = 2.0
     log_level: str = "INFO"
+    platform_channel: str = ""
+    platform_admins: tuple[str, ...] = ()
+    env_default_ttl_hours: float = 72.0
+    env_max_ttl_hours: float = 168.0
+    env_warn_hours: float = 24.0
+    env_team_limit: int = 5
+    env_sizes: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEFAULT_SIZES))
+    env_approval_sizes: tuple[str, ...] = ("large",)
+    env_ingress_namespace: str = "ingress-nginx"
+    env_rbac_group: str = "{group}"
+    kube_context: str = ""
+    reaper_interval_seconds: float = 300.0
 
     @property
     def kubernetes_enabled(self) -> bool:
@@ -106,6 +130,45 @@ def _file_values(env: Mapping[str, str]) -> dict[str, str]:
     return {str(k).upper(): "" if v is None else str(v) for k, v in data.items()}
 
 
+def _duration_hours(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    hours = parse_duration_hours(raw)
+    if hours is None or hours <= 0:
+        raise ConfigError(f"{name} must be a duration like 12h, 3d or 1w (got {raw!r})")
+    return hours
+
+
+def parse_duration_hours(text: str) -> float | None:
+    """`90m`, `12h`, `3d`, `1w` → hours; None when it is not a duration."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", text.lower())
+    if not match:
+        return None
+    return float(match.group(1)) * {"m": 1 / 60, "h": 1, "d": 24, "w": 168}[match.group(2)]
+
+
+def _sizes(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    raw = env.get("PAVEDROAD_ENV_SIZES", "").strip()
+    if not raw:
+        return dict(DEFAULT_SIZES)
+    try:
+        sizes = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        sizes = None
+    if not isinstance(sizes, dict) or not sizes or not all(isinstance(v, dict) for v in sizes.values()):
+        raise ConfigError("PAVEDROAD_ENV_SIZES must be a mapping of size name to quota, e.g. "
+                          '{"small": {"requests.cpu": "2", "limits.memory": "8Gi", "pods": "20"}}')
+    return {str(k): {str(q): str(v) for q, v in quota.items()} for k, quota in sizes.items()}
+
+
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise ConfigError naming the first bad one."""
     source = dict(os.environ if environ is None else environ)
@@ -124,6 +187,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     log_level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR (got {log_level!r})")
+    default_ttl = _duration_hours(env, "PAVEDROAD_ENV_DEFAULT_TTL", 72)
+    max_ttl = _duration_hours(env, "PAVEDROAD_ENV_MAX_TTL", 168)
+    if default_ttl > max_ttl:
+        raise ConfigError("PAVEDROAD_ENV_DEFAULT_TTL must not be longer than PAVEDROAD_ENV_MAX_TTL")
+    sizes = _sizes(env)
+    approval_sizes = _list(env, "PAVEDROAD_ENV_APPROVAL_SIZES", ("large",) if "large" in sizes else ())
+    if unknown := [s for s in approval_sizes if s not in sizes]:
+        raise ConfigError(f"PAVEDROAD_ENV_APPROVAL_SIZES names unknown size(s) {', '.join(unknown)}; sizes are {', '.join(sizes)}")
+    rbac_group = env.get("PAVEDROAD_ENV_RBAC_GROUP", "").strip() or "{group}"
+    if "{group}" not in rbac_group:
+        raise ConfigError("PAVEDROAD_ENV_RBAC_GROUP must contain {group} (the catalog group name), e.g. oidc:{group}")
     return Settings(
         host=env.get("HOST", "").strip() or "0.0.0.0",
         port=int(_number(env, "PORT", 3000, low=1, high=65535, integer=True)),
@@ -148,4 +222,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ssl_cert_file=ssl_cert_file,
         answer_budget_seconds=_number(env, "PAVEDROAD_ANSWER_BUDGET_SECONDS", 2.0, low=0.1, high=2.8),
         log_level=log_level,
+        platform_channel=env.get("PAVEDROAD_PLATFORM_CHANNEL", "").strip(),
+        platform_admins=_list(env, "PAVEDROAD_PLATFORM_ADMINS"),
+        env_default_ttl_hours=default_ttl,
+        env_max_ttl_hours=max_ttl,
+        env_warn_hours=_duration_hours(env, "PAVEDROAD_ENV_WARN_BEFORE", 24),
+        env_team_limit=int(_number(env, "PAVEDROAD_ENV_TEAM_LIMIT", 5, low=1, high=1000, integer=True)),
+        env_sizes=sizes,
+        env_approval_sizes=approval_sizes,
+        env_ingress_namespace=env.get("PAVEDROAD_ENV_INGRESS_NAMESPACE", "").strip() or "ingress-nginx",
+        env_rbac_group=rbac_group,
+        kube_context=env.get("PAVEDROAD_KUBE_CONTEXT", "").strip(),
+        reaper_interval_seconds=_number(env, "PAVEDROAD_REAPER_INTERVAL_SECONDS", 300, low=0, high=86400),
     )

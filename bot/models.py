@@ -71,3 +71,34 @@ class AuditEntry(SQLModel, table=True):
     target: str
     outcome: str
     detail: str = ""
+
+
+class Environment(SQLModel, table=True):
+    """A self-service environment: one Kubernetes namespace, named as the namespace is.
+    `active_name` is the name while the environment lives (unique), empty once it has ended."""
+
+    __tablename__ = "environment"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    active_name: str | None = Field(default=None, unique=True)
+    request_key: str = Field(unique=True)
+    service_ref: str
+    owner_ref: str = Field(index=True)
+    purpose: str
+    size: str
+    requester: str = Field(index=True)
+    status: str = Field(index=True)
+    created_at: float
+    expires_at: float = Field(index=True)
+    warned_at: float | None = None
+    ended_at: float | None = None
+    detail: str = ""
+
+
+class Lease(SQLModel, table=True):
+    """Who may run a singleton job (the reaper) until when, across replicas."""
+
+    __tablename__ = "lease"
+    name: str = Field(primary_key=True)
+    holder: str
+    expires_at: float

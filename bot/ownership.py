@@ -76,7 +76,8 @@ class Answer:
     missing: dict[str, str] = field(default_factory=dict)
 
 
-def _team(entity: Entity) -> Team:
+def team(entity: Entity) -> Team:
+    """A group (or user) as a team: display name, Slack channel, e-mail."""
     data = entity.data
     annotations = (data.get("metadata") or {}).get("annotations") or {}
     profile = (data.get("spec") or {}).get("profile") or {}
@@ -120,12 +121,12 @@ class Ownership:
         metadata, spec = data.get("metadata") or {}, data.get("spec") or {}
         owner_key = next(iter(index.related(entity.key, OWNED_BY)), "")
         owner_entity = index.entities.get(owner_key)
-        owner = _team(owner_entity) if owner_entity else None
+        owner = team(owner_entity) if owner_entity else None
         escalation, seen = [], {owner_key}
         parent = next(iter(index.related(owner_key, CHILD_OF)), "") if owner_key else ""
         while parent and parent not in seen and parent in index.entities:
             seen.add(parent)
-            escalation.append(_team(index.entities[parent]))
+            escalation.append(team(index.entities[parent]))
             parent = next(iter(index.related(parent, CHILD_OF)), "")
         system = next((k for k in index.related(entity.key, PART_OF) if k.startswith("system:")), "")
         domain = next((k for k in index.related(system, PART_OF) if k.startswith("domain:")), "") if system else ""

@@ -47,6 +47,8 @@ def _background_jobs(services: Services):
     async def jobs(_: web.Application):
         tasks = [asyncio.create_task(_every(services.settings.catalog_refresh_seconds, services.catalog.refresh, "catalog refresh")),
                  asyncio.create_task(_every(600, services.deliveries.forget_old, "delivery log cleanup"))]
+        if services.kubernetes is not None:
+            tasks.append(asyncio.create_task(_every(services.settings.reaper_interval_seconds, services.reaper.run, "reaper")))
         yield
         for task in tasks:
             task.cancel()

@@ -17,9 +17,14 @@ from bot.catalog.service import CatalogService
 from bot.config import Settings
 from bot.db import Database
 from bot.deliveries import Deliveries
+from bot.environments.reaper import Reaper
+from bot.environments.rules import Rules
+from bot.environments.service import Environments, Notifier
+from bot.leases import Leases
 from bot.ownership import Ownership
 from bot.paging import Paging
 from bot.people import Lookup, People
+from bot.policy import Policy
 from integrations.backstage import BackstageClient
 from integrations.kubernetes import KubernetesClient
 from integrations.pagerduty import PagerDutyClient
@@ -40,6 +45,8 @@ class Services:
     audit: Audit
     deliveries: Deliveries
     kubernetes: KubernetesClient | None
+    environments: Environments
+    reaper: Reaper
 
     async def prepare(self) -> None:
         """Migrate the schema and serve the catalog as recorded; `catalog.refresh()` re-reads it."""
@@ -57,7 +64,7 @@ async def _no_lookup(_: str) -> str | None:
     return None
 
 
-def build_services(settings: Settings, email_of_slack_user: Lookup = _no_lookup,
+def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: Lookup = _no_lookup,
                    slack_user_of_email: Lookup = _no_lookup) -> Services:
     db = Database(settings.database_url)
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context(settings.ssl_cert_file)))
@@ -69,9 +76,11 @@ def build_services(settings: Settings, email_of_slack_user: Lookup = _no_lookup,
     kubernetes = KubernetesClient(settings.kubeconfig, timeout=settings.answer_budget_seconds) if settings.kubernetes_enabled else None
     people = People(catalog, db, email_of_slack_user, slack_user_of_email)
     audit = Audit(db)
+    environments = Environments(db, catalog, kubernetes, audit, Policy(settings.platform_admins), Rules.from_settings(settings), notifier)
     return Services(
         settings=settings, db=db, http=http, catalog=catalog, people=people,
         ownership=Ownership(people, pagerduty, kubernetes, settings.answer_budget_seconds),
         paging=Paging(db, pagerduty, audit, settings.page_dedup_minutes), audit=audit,
-        deliveries=Deliveries(db), kubernetes=kubernetes,
+        deliveries=Deliveries(db), kubernetes=kubernetes, environments=environments,
+        reaper=Reaper(environments, Leases(db)),
     )

@@ -1,4 +1,4 @@
 """The Slack surface: one module per capability, each with `register(app, services)` and `HELP`."""
-from commands import home, whoowns
+from commands import env, home, whoowns
 
-CAPABILITIES = (whoowns, home)
+CAPABILITIES = (whoowns, env, home)

@@ -7,21 +7,29 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
-from commands import whoowns
+from bot.models import Environment
+from commands import env, whoowns
 from commands.common import escape
 
 HELP: list[tuple[str, str]] = []
-FEATURES = (whoowns,)
+FEATURES = (whoowns, env)
 
 
-def home_view(entities: int, problems: int) -> dict[str, Any]:
+def home_view(entities: int, problems: int, environments: list[Environment]) -> dict[str, Any]:
     commands = "\n".join(f"• `{usage}`: {escape(text)}" for capability in FEATURES for usage, text in capability.HELP)
-    return {"type": "home", "blocks": [
+    blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "pavedroad: your platform, in Slack"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*What you can ask*\n{commands}"}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"The catalog holds {entities:,} entities"
-                                          + (f"; {problems:,} problem(s) are waiting for the platform team." if problems else ".")}]},
-    ]}
+        {"type": "header", "text": {"type": "plain_text", "text": "Your environments"}},
+    ]
+    for environment in environments[:20]:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": env.env_line(environment)}})
+        blocks.append({"type": "actions", "elements": env.env_buttons(environment)})
+    if not environments:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "None yet: `/env create` makes one."}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"The catalog holds {entities:,} entities"
+                   + (f"; {problems:,} problem(s) are waiting for the platform team." if problems else ".")}]})
+    return {"type": "home", "blocks": blocks}
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -29,6 +37,7 @@ def register(app: AsyncApp, services: Services) -> None:
         if event.get("tab") != "home":
             return
         index = services.catalog.index
-        await client.views_publish(user_id=event["user"], view=home_view(len(index.entities), len(index.problems)))
+        environments = await services.environments.visible_to(await services.people.whois(event["user"]))
+        await client.views_publish(user_id=event["user"], view=home_view(len(index.entities), len(index.problems), environments))
 
     app.event("app_home_opened")(publish_home)

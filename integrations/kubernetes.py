@@ -13,6 +13,7 @@ from integrations.blocking import in_thread
 
 T = TypeVar("T")
 RECENT = timedelta(hours=1)
+SLOW_CALL_SECONDS = 30.0  # changes and full listings, which nobody is waiting on within Slack's 3 s
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,50 @@ def _recently(container_status: Any, now: datetime) -> bool:
     return finished is not None and now - finished <= RECENT
 
 
+MANAGED_BY = "app.kubernetes.io/managed-by"
+
+
+@dataclass(frozen=True)
+class NamespacePlan:
+    """Everything one environment's namespace holds."""
+
+    name: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    quota: dict[str, str]
+    container_limits: dict[str, dict[str, str]]
+    ingress_namespace: str
+    edit_group: str
+
+
+@dataclass(frozen=True)
+class ManagedNamespace:
+    name: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+def _manifests(plan: NamespacePlan) -> list[tuple[str, dict[str, Any]]]:
+    """The objects inside the namespace, as (kind, body)."""
+    meta = {"labels": plan.labels}
+    return [
+        ("ResourceQuota", {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "pavedroad-quota", **meta},
+                           "spec": {"hard": plan.quota}}),
+        ("LimitRange", {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "pavedroad-limits", **meta},
+                        "spec": {"limits": [{"type": "Container", **plan.container_limits}]}}),
+        ("NetworkPolicy", {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                           "metadata": {"name": "pavedroad-default-ingress", **meta},
+                           "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [
+                               {"podSelector": {}},
+                               {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": plan.ingress_namespace}}},
+                           ]}]}}),
+        ("RoleBinding", {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                         "metadata": {"name": "pavedroad-owner-edit", **meta},
+                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+                         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": plan.edit_group}]}),
+    ]
+
+
 class KubernetesClient:
     def __init__(self, kubeconfig: str = "", timeout: float = 3.0) -> None:
         from kubernetes import client, config
@@ -56,10 +101,12 @@ class KubernetesClient:
         self.api_client = api_client
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
+        self.rbac = client.RbacAuthorizationV1Api(api_client)
         self._api_exception = client.ApiException
 
-    async def _call(self, what: Callable[[], T]) -> T:
-        return await in_thread("Kubernetes", what, self.timeout, self._reason)
+    async def _call(self, what: Callable[[], T], timeout: float | None = None) -> T:
+        return await in_thread("Kubernetes", what, timeout or self.timeout, self._reason)
 
     def _reason(self, exc: Exception) -> str | None:
         if isinstance(exc, self._api_exception):
@@ -92,6 +139,86 @@ class KubernetesClient:
             tuple(Deployment(d.metadata.name, d.metadata.namespace, d.status.ready_replicas or 0,
                              d.spec.replicas if d.spec.replicas is not None else 1) for d in deployments),
             len(pods), tuple(not_ready), restarts, recent)
+
+    async def namespace(self, name: str) -> ManagedNamespace | None:
+        def read() -> ManagedNamespace | None:
+            try:
+                found = self.core.read_namespace(name, _request_timeout=self.timeout)
+            except self._api_exception as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return ManagedNamespace(name, dict(found.metadata.labels or {}), dict(found.metadata.annotations or {}))
+        return await self._call(read)
+
+    async def provision(self, plan: NamespacePlan) -> list[str]:
+        """Create the namespace and its objects; what exists already is brought in line (409 is
+        converged, never a failure). Returns what it holds, e.g. `ResourceQuota pavedroad-quota`."""
+        return await self._call(lambda: self._provision(plan), SLOW_CALL_SECONDS)
+
+    def _provision(self, plan: NamespacePlan) -> list[str]:
+        namespace = {"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": {"name": plan.name, "labels": plan.labels, "annotations": plan.annotations}}
+        self._create_or_converge(lambda: self.core.create_namespace(namespace, _request_timeout=self.timeout),
+                                 lambda: self._converge_namespace(plan, namespace))
+        made = [f"Namespace {plan.name}"]
+        creators = {
+            "ResourceQuota": (self.core.create_namespaced_resource_quota, self.core.patch_namespaced_resource_quota),
+            "LimitRange": (self.core.create_namespaced_limit_range, self.core.patch_namespaced_limit_range),
+            "NetworkPolicy": (self.networking.create_namespaced_network_policy, self.networking.patch_namespaced_network_policy),
+            "RoleBinding": (self.rbac.create_namespaced_role_binding, self.rbac.patch_namespaced_role_binding),
+        }
+        for kind, body in _manifests(plan):
+            create, patch = creators[kind]
+            name = body["metadata"]["name"]
+            self._create_or_converge(lambda: create(plan.name, body, _request_timeout=self.timeout),
+                                     lambda: patch(name, plan.name, body, _request_timeout=self.timeout))
+            made.append(f"{kind} {name}")
+        return made
+
+    def _converge_namespace(self, plan: NamespacePlan, body: dict[str, Any]) -> None:
+        existing = self.core.read_namespace(plan.name, _request_timeout=self.timeout)
+        if (existing.metadata.labels or {}).get(MANAGED_BY) != plan.labels[MANAGED_BY]:
+            raise self._api_exception(status=409, reason=f"namespace {plan.name} exists and is not managed by pavedroad")
+        self.core.patch_namespace(plan.name, body, _request_timeout=self.timeout)
+
+    def _create_or_converge(self, create: Callable[[], Any], converge: Callable[[], Any]) -> None:
+        try:
+            create()
+        except self._api_exception as exc:
+            if exc.status != 409:
+                raise
+            converge()
+
+    async def annotate(self, name: str, annotations: dict[str, str]) -> None:
+        await self._call(lambda: self.core.patch_namespace(name, {"metadata": {"annotations": annotations}},
+                                                           _request_timeout=self.timeout))
+
+    async def delete_namespace(self, name: str) -> bool:
+        """Delete a namespace and all it holds; False when it was already gone."""
+        def delete() -> bool:
+            try:
+                self.core.delete_namespace(name, _request_timeout=self.timeout)
+                return True
+            except self._api_exception as exc:
+                if exc.status == 404:
+                    return False
+                raise
+        return await self._call(delete, SLOW_CALL_SECONDS)
+
+    async def managed_namespaces(self, label_selector: str) -> list[ManagedNamespace]:
+        """Every namespace carrying the labels, read page by page."""
+        def read() -> list[ManagedNamespace]:
+            found, token = [], None
+            while True:
+                page = self.core.list_namespace(label_selector=label_selector, limit=500, _continue=token,
+                                                _request_timeout=self.timeout)
+                found += [ManagedNamespace(n.metadata.name, dict(n.metadata.labels or {}), dict(n.metadata.annotations or {}))
+                          for n in page.items]
+                token = page.metadata._continue
+                if not token:
+                    return found
+        return await self._call(read, SLOW_CALL_SECONDS)
 
     def close(self) -> None:
         self.api_client.close()
