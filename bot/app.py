@@ -67,7 +67,7 @@ def build_app(settings: Settings, services: Services, client: AsyncWebClient, *,
     async def skip_handled_deliveries(req: AsyncBoltRequest, body: dict[str, Any],
                                       next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
         """Slack retries a delivery it thinks failed; one already handled is acknowledged, not redone."""
-        is_retry = bool(req.headers.get("x-slack-retry-num"))
+        is_retry = (req.headers.get("x-slack-retry-num") or ["0"])[0] not in ("", "0")  # Socket Mode sends 0 first
         if await services.deliveries.already_handled(delivery_key(body, req.raw_body), is_retry):
             log.info("skipped a delivery already handled (retry=%s)", is_retry)
             return BoltResponse(status=200, body="")

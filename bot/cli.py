@@ -10,6 +10,8 @@ import sys
 from datetime import datetime, timezone
 from typing import Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.app import build_app, create_services, slack_client
 from bot.catalog.loader import CatalogLoader
 from bot.catalog.service import lint as lint_catalog
@@ -64,6 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(runner(settings))
     except KeyboardInterrupt:
         return 130
+    except ConfigError as exc:
+        print(f"pavedroad: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"pavedroad: cannot start: {_first_line(exc)} (check DATABASE_URL and PAVEDROAD_DATA_DIR)", file=sys.stderr)
+        return 2
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
 
 
 def lint(settings: Settings, paths: list[str]) -> int:

@@ -4,16 +4,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from dataclasses import dataclass
-
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build_app, create_services, slack_client
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -22,9 +24,22 @@ MAX_BODY_BYTES = 1_000_000
 
 def build_web_app(app: AsyncApp, services: Services) -> web.Application:
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+    secret = services.settings.slack_signing_secret
+    verifier = SignatureVerifier(secret) if secret else None
 
     async def slack_events(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+        """The signature is checked before the body is parsed, so junk gets 400 or 401, never a 500."""
+        try:
+            body = (await request.read()).decode("utf-8")  # Slack always sends UTF-8
+        except UnicodeDecodeError:
+            return web.Response(status=400, text="body is not UTF-8")
+        if verifier is None or not verifier.is_valid_request(body, dict(request.headers)):
+            return web.Response(status=401, text="invalid request")
+        try:
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+        except ValueError:
+            return web.Response(status=400, text="unreadable body")
+        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -36,7 +51,8 @@ def build_web_app(app: AsyncApp, services: Services) -> web.Application:
         return web.json_response({"database": database, "catalog": catalog,
                                   "entities": len(services.catalog.index.entities)}, status=status)
 
-    web_app.router.add_post("/slack/events", slack_events)
+    if verifier is not None:  # in Socket Mode without a signing secret, Slack never posts here
+        web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
     web_app.cleanup_ctx.append(_background_jobs(services))
@@ -56,6 +72,19 @@ def _background_jobs(services: Services):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     return jobs
+
+
+async def _until_done(job: Callable[[], Awaitable[object]], name: str) -> None:
+    """Retry with back-off until the job succeeds once (the first catalog load, for `/readyz`)."""
+    delay = 1.0
+    while True:
+        try:
+            await job()
+            return
+        except Exception:
+            log.exception("%s failed; trying again in %.0fs", name, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
@@ -100,10 +129,15 @@ async def start(settings: Settings, port: int | None = None) -> RunningServer:
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     server = RunningServer(f"http://{settings.host}:{bound}", app, services, runner,
-                           [asyncio.create_task(services.catalog.refresh())])
+                           [asyncio.create_task(_until_done(services.catalog.refresh, "first catalog load"))])
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
+        try:  # the client would retry a refused token for ever; refuse to start instead
+            await client.apps_connections_open(app_token=settings.slack_app_token)
+        except SlackApiError as exc:
+            await server.stop()
+            raise ConfigError(f"SLACK_APP_TOKEN was refused by Slack ({exc.response.get('error')})") from None
         server.socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token)
         await server.socket_mode.connect_async()
         log.info("connected to Slack in Socket Mode")

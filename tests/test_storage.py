@@ -95,3 +95,64 @@ async def test_audit_log_records_changes(database_url):
     entries = await audit.recent()
     assert [(e.actor, e.outcome) for e in entries] == [("U2", "failed"), ("U1", "paged")]
     await db.close()
+
+
+async def test_an_entity_defined_again_in_a_new_file_never_blocks_refresh(database_url, tmp_path):
+    root = tmp_path / "catalog"
+    shutil.copytree(BACKSTAGE_EXAMPLE, root)
+    db = Database(database_url)
+    await db.migrate()
+    catalog = CatalogService(db, [str(root)], CatalogLoader(5_000_000))     # the whole directory
+    await catalog.refresh()
+    copy = root / "components" / "copy-of-artist-lookup.yaml"
+    copy.write_text((root / "components" / "artist-lookup-component.yaml").read_text())
+    report = await catalog.refresh()
+    assert report.changed_sources == 1
+    assert any("also defined in" in str(p) for p in catalog.index.problems)
+    (root / "components" / "new.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: brand-new\n"
+        "spec:\n  type: service\n  lifecycle: production\n  owner: team-a\n")
+    await catalog.refresh()                                    # later files still load
+    assert "component:default/brand-new" in catalog.index.entities
+    restored = CatalogService(db, [str(root)], CatalogLoader(5_000_000))
+    await restored.restore()
+    assert "component:default/brand-new" in restored.index.entities
+    await db.close()
+
+
+async def test_fields_of_the_wrong_shape_are_reported_and_dropped(database_url, tmp_path):
+    (tmp_path / "odd.yaml").write_text("""
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: odd
+  title: [not, a, string]
+  annotations: [slack.com/user-id]
+  links: [{title: no url}]
+spec:
+  profile: just-a-string
+  memberOf: []
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: odd-service
+  annotations: {pagerduty.com/service-id: 12345}
+  links: not-a-list
+spec: {type: service, lifecycle: production, owner: nobody}
+""".lstrip())
+    db = Database(database_url)
+    await db.migrate()
+    catalog = CatalogService(db, [str(tmp_path / "odd.yaml")], CatalogLoader(5_000_000))
+    await catalog.refresh()
+    problems = "\n".join(str(p) for p in catalog.index.problems)
+    for expected in ("odd.yaml:5: user:default/odd: metadata.title must be a string; ignored",
+                     "odd.yaml:6: user:default/odd: metadata.annotations must be a mapping of strings; ignored",
+                     "odd.yaml:7: user:default/odd: every metadata.links entry needs a url",
+                     "odd.yaml:9: user:default/odd: spec.profile must be a mapping; ignored",
+                     "metadata.annotations.pagerduty.com/service-id must be a string (quote it); ignored"):
+        assert expected in problems
+    restored = CatalogService(db, catalog.roots, CatalogLoader(5_000_000))
+    await restored.restore()                                  # what was stored restores cleanly
+    assert restored.index.entities["component:default/odd-service"].data["metadata"]["links"] == []
+    await db.close()

@@ -263,3 +263,28 @@ async def test_slack_rate_limits_are_honoured(bot: Bot):
     assert "L2 <@U0GRACE01>" in text                   # users.lookupByEmail got a 429, waited and asked again
     limited = [r for r in bot.slack.requests if r.path.startswith("/api/")]
     assert limited[0].path == limited[1].path
+
+
+@pytest.mark.parametrize("body,content_type", [
+    (b"\xff\xfe\xfa not utf-8", "application/x-www-form-urlencoded"),
+    (b"{not json", "application/json"),
+    (b"payload=%7Bbroken", "application/x-www-form-urlencoded; charset=klingon"),
+])
+async def test_junk_gets_401_unsigned_and_400_signed_never_500(bot: Bot, body: bytes, content_type: str):
+    async with bot.http.post(f"{bot.url}/slack/events", data=body, headers={"Content-Type": content_type}) as response:
+        assert response.status in (400, 401)
+    status, _ = await bot.post(body, {"Content-Type": content_type})
+    assert status in (400, 200)  # signed junk: refused as unreadable, or acknowledged and ignored by Bolt
+    assert status != 500
+
+
+async def test_an_event_retry_is_recognised_from_the_record(bot_any_db: Bot):
+    bot = bot_any_db
+    body = event_body({"type": "app_home_opened", "user": "U0ADA0001", "tab": "home"}, event_id="Ev0RETRY1")
+    assert (await bot.post(body))[0] == 200
+    await bot.slack.wait_for_call("views.publish")
+    await asyncio.sleep(0.3)                                    # the first delivery's record is written
+    bot.server.services.deliveries._seen.clear()                # as if the retry reached another replica
+    assert (await bot.post(body, {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}))[0] == 200
+    await asyncio.sleep(0.3)
+    assert len(bot.slack.calls("views.publish")) == 1

@@ -105,6 +105,41 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+def _checked_metadata(metadata: dict[str, Any], problem: Callable[[str, str], None]) -> dict[str, Any]:
+    """Metadata with every field of the wrong shape reported and left out, so nothing downstream
+    meets an annotation that is a list or a link without a URL."""
+    checked = dict(metadata)
+    for name in ("title", "description"):
+        if name in checked and not isinstance(checked[name], str):
+            problem(f"metadata.{name}", f"metadata.{name} must be a string; ignored")
+            del checked[name]
+    for name in ("annotations", "labels"):
+        value = checked.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            problem(f"metadata.{name}", f"metadata.{name} must be a mapping of strings; ignored")
+            del checked[name]
+            continue
+        bad = [k for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str)]
+        for k in bad:
+            problem(f"metadata.{name}", f"metadata.{name}.{k} must be a string (quote it); ignored")
+        checked[name] = {k: v for k, v in value.items() if k not in bad}
+    if "tags" in checked:
+        tags = checked["tags"] if isinstance(checked["tags"], list) else []
+        for tag in tags if isinstance(checked["tags"], list) else [checked["tags"]]:
+            if not isinstance(tag, str) or not TAG_RE.match(tag) or len(tag) > 63:
+                problem("metadata.tags", f"tag {tag!r} must be lower-case letters, digits and :+# separated by -")
+        checked["tags"] = [t for t in tags if isinstance(t, str)]
+    if "links" in checked:
+        links = checked["links"] if isinstance(checked["links"], list) else []
+        good = [link for link in links if isinstance(link, dict) and isinstance(link.get("url"), str)]
+        if len(good) != len(links) or not isinstance(checked["links"], list):
+            problem("metadata.links", "every metadata.links entry needs a url; the others are ignored")
+        checked["links"] = good
+    return checked
+
+
 def validate(doc: Any, line_of: Callable[[str], int], source: str) -> tuple[Entity | None, list[Problem]]:
     """Check one YAML document; return the entity (None when it must be skipped) and problems."""
     problems: list[Problem] = []
@@ -149,13 +184,12 @@ def validate(doc: Any, line_of: Callable[[str], int], source: str) -> tuple[Enti
     if kind == "Location" and not (isinstance(spec, dict) and (isinstance(spec.get("target"), str) or isinstance(spec.get("targets"), list))):
         problem("spec", "a Location needs spec.target or spec.targets; skipped", key)
         return None, problems
+    metadata = _checked_metadata(metadata, lambda path, message: problem(path, message, key))
+    if isinstance(spec, dict) and "profile" in spec and not isinstance(spec["profile"], dict):
+        problem("spec.profile", "spec.profile must be a mapping; ignored", key)
+        spec = {k: v for k, v in spec.items() if k != "profile"}
+    doc = {**doc, "metadata": metadata, **({"spec": spec} if spec is not None else {})}
     title = metadata.get("title")
-    if title is not None and not isinstance(title, str):
-        problem("metadata.title", "metadata.title must be a string; ignored", key)
-        title = None
-    for tag in metadata.get("tags") or []:
-        if not isinstance(tag, str) or not TAG_RE.match(tag) or len(tag) > 63:
-            problem("metadata.tags", f"tag {tag!r} must be lower-case letters, digits and :+# separated by -", key)
     refs: list[Reference] = []
     for field_name, default_kind, relation in REFERENCE_FIELDS.get(kind, ()):
         value = spec.get(field_name)

@@ -185,6 +185,8 @@ class CatalogLoader:
         try:
             size = os.stat(key).st_size
             if size > self.max_file_bytes:
+                if before is not None and before.digest == f"size:{size}":
+                    return before
                 return Source(key, f"size:{size}", problems=(Problem(
                     key, 0, f"file is {size:,} bytes, over PAVEDROAD_CATALOG_MAX_FILE_BYTES ({self.max_file_bytes:,}); skipped"),))
             with open(key, "rb") as handle:

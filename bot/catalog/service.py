@@ -99,7 +99,8 @@ class CatalogService:
             self.loaded = True
             report = RefreshReport(len(self.index.entities), len(changed), len(removed), len(self.index.problems),
                                    time.perf_counter() - started)
-            log.info("catalog refreshed", extra={"entities": report.entities, "changed": report.changed_sources})
+            log.info("catalog refreshed: %d entities, %d file(s) changed, %d removed, %d problem(s) in %.2fs",
+                     report.entities, report.changed_sources, report.removed_sources, report.problems, report.seconds)
             return report
 
     def _build_index(self) -> CatalogIndex:
@@ -145,8 +146,14 @@ class CatalogService:
             rows = [{"key": e.key, "source_key": e.source, "kind": e.kind, "line": e.line, "body": e.body.decode(),
                      "refs": orjson.dumps([[r.field, r.relation, r.target, r.line] for r in e.refs]).decode()}
                     for s in changed for e in s.entities]
-            # The same entity in two files is a reported conflict; the record keeps the first.
+            # The same entity in two files is a reported conflict; the record keeps the one it has
+            # (from a file that did not change) or else the first.
             unique = list({row["key"]: row for row in reversed(rows)}.values())
+            stored: set[str] = set()
+            for start in range(0, len(unique), 500):
+                keys = [row["key"] for row in unique[start:start + 500]]
+                stored.update((await session.exec(select(CatalogEntity.key).where(CatalogEntity.key.in_(keys)))).scalars())
+            unique = [row for row in unique if row["key"] not in stored]
             for start in range(0, len(unique), INSERT_BATCH):
                 await session.exec(insert(CatalogEntity), params=unique[start:start + INSERT_BATCH])
             await session.commit()
