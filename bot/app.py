@@ -43,11 +43,14 @@ def profile_lookups(client: AsyncWebClient) -> tuple[Callable[[str], Awaitable[s
         return ((response.get("user") or {}).get("profile") or {}).get("email") or ""
 
     async def slack_id_of(email: str) -> str | None:
+        """"" when Slack says nobody has that e-mail; None when Slack could not be asked."""
         try:
             response = await client.users_lookupByEmail(email=email)
-        except (SlackApiError, OSError, TimeoutError):
+        except SlackApiError as exc:
+            return "" if exc.response.get("error") == "users_not_found" else None
+        except (OSError, TimeoutError):
             return None
-        return (response.get("user") or {}).get("id")
+        return (response.get("user") or {}).get("id") or ""
 
     return email_of, slack_id_of
 

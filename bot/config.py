@@ -53,6 +53,7 @@ class Settings:
     pagerduty_api_url: str = "https://api.pagerduty.com"
     pagerduty_events_url: str = "https://events.pagerduty.com"
     page_dedup_minutes: float = 15.0
+    page_timeout_seconds: float = 10.0
     kubeconfig: str = ""
     github_token: str = ""
     github_api_url: str = "https://api.github.com"
@@ -216,6 +217,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pagerduty_api_url=_url(env, "PAGERDUTY_API_URL", "https://api.pagerduty.com", schemes=("https",)).rstrip("/"),
         pagerduty_events_url=_url(env, "PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com", schemes=("https",)).rstrip("/"),
         page_dedup_minutes=_number(env, "PAVEDROAD_PAGE_DEDUP_MINUTES", 15, low=0, high=1440),
+        page_timeout_seconds=_number(env, "PAVEDROAD_PAGE_TIMEOUT_SECONDS", 10, low=0.5, high=120),
         kubeconfig=kubeconfig,
         github_token=env.get("GITHUB_TOKEN", "").strip(),
         github_api_url=_url(env, "GITHUB_API_URL", "https://api.github.com").rstrip("/"),

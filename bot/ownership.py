@@ -13,8 +13,8 @@ from typing import Any
 
 from bot.catalog.entity import Entity
 from bot.catalog.index import CatalogIndex
-from bot.catalog.relations import CHILD_OF, OWNED_BY, PART_OF
-from bot.paging import SERVICE_ID, Paging
+from bot.catalog.relations import CHILD_OF, PART_OF
+from bot.paging import SERVICE_ID, annotation
 from bot.people import People
 from integrations.errors import IntegrationError
 from integrations.kubernetes import Health, KubernetesClient
@@ -65,11 +65,12 @@ class Answer:
     runbook: Link | None
     links: list[Link]
     repository: str
+    repository_url: str
     docs: str
+    docs_url: str
     depends_on: list[str]
     dependents: list[str]
     blast_radius: int
-    can_page: bool
     oncall: ServiceOnCall | None = None
     oncall_people: list[OnCallPerson] = field(default_factory=list)
     health: Health | None = None
@@ -99,6 +100,13 @@ def _links(metadata: dict[str, Any]) -> tuple[Link | None, list[Link]]:
     return runbook, others
 
 
+def github_web_url(api_url: str) -> str:
+    """`https://api.github.com` → `https://github.com`; GitHub Enterprise `https://ghe/api/v3` → `https://ghe`."""
+    if api_url.rstrip("/") == "https://api.github.com":
+        return "https://github.com"
+    return api_url.rstrip("/").removesuffix("/api/v3")
+
+
 def kubernetes_selector(annotations: dict[str, str]) -> str:
     if annotations.get(KUBERNETES_SELECTOR):
         return annotations[KUBERNETES_SELECTOR]
@@ -108,8 +116,10 @@ def kubernetes_selector(annotations: dict[str, str]) -> str:
 
 
 class Ownership:
-    def __init__(self, people: People, pagerduty: PagerDutyClient | None, kubernetes: KubernetesClient | None,
-                 budget_seconds: float) -> None:
+    def __init__(self, people: People, pagerduty: PagerDutyClient, kubernetes: KubernetesClient | None,
+                 budget_seconds: float, github_web_url: str = "https://github.com", backstage_url: str = "") -> None:
+        self.github_web_url = github_web_url.rstrip("/")
+        self.backstage_url = backstage_url.rstrip("/")
         self.people = people
         self.pagerduty = pagerduty
         self.kubernetes = kubernetes
@@ -119,7 +129,7 @@ class Ownership:
         """Everything the catalog itself knows; no outside calls."""
         data = entity.data
         metadata, spec = data.get("metadata") or {}, data.get("spec") or {}
-        owner_key = next(iter(index.related(entity.key, OWNED_BY)), "")
+        owner_key = index.owner_of(entity.key)
         owner_entity = index.entities.get(owner_key)
         owner = team(owner_entity) if owner_entity else None
         escalation, seen = [], {owner_key}
@@ -128,7 +138,8 @@ class Ownership:
             seen.add(parent)
             escalation.append(team(index.entities[parent]))
             parent = next(iter(index.related(parent, CHILD_OF)), "")
-        system = next((k for k in index.related(entity.key, PART_OF) if k.startswith("system:")), "")
+        system = entity.key if entity.kind == "System" else next(
+            (k for k in index.related(entity.key, PART_OF) if k.startswith("system:")), "")
         domain = next((k for k in index.related(system, PART_OF) if k.startswith("domain:")), "") if system else ""
         runbook, links = _links(metadata)
         annotations = metadata.get("annotations") or {}
@@ -136,26 +147,30 @@ class Ownership:
             entity=entity, owner=owner,
             owner_missing="" if owner or not owner_key else f"{owner_key} is not in the catalog",
             escalation=escalation, system=system, domain=domain, runbook=runbook, links=links,
-            repository=annotations.get(PROJECT_SLUG, ""), docs=annotations.get(TECHDOCS_REF, ""),
+            repository=annotations.get(PROJECT_SLUG, ""),
+            repository_url=f"{self.github_web_url}/{annotations[PROJECT_SLUG]}" if annotations.get(PROJECT_SLUG) else "",
+            docs=annotations.get(TECHDOCS_REF, ""),
+            docs_url=(f"{self.backstage_url}/docs/{entity.namespace}/{entity.kind.lower()}/{entity.name}"
+                      if self.backstage_url and annotations.get(TECHDOCS_REF) else ""),
             depends_on=index.dependencies(entity.key), dependents=index.dependents(entity.key),
-            blast_radius=index.blast_radius(entity.key), can_page=Paging.how(entity, owner_entity) is not None,
+            blast_radius=index.blast_radius(entity.key),
         )
 
     async def answer(self, index: CatalogIndex, entity: Entity) -> Answer:
         """The catalog's description plus on-call and health, each within the time budget."""
         answer = self.describe(index, entity)
         owner_entity = index.entities.get(answer.owner.key) if answer.owner else None
-        service_id = entity.annotations.get(SERVICE_ID) or (owner_entity.annotations.get(SERVICE_ID, "") if owner_entity else "")
+        service_id = annotation(SERVICE_ID, entity, owner_entity)
         selector = kubernetes_selector(entity.annotations)
         jobs: dict[str, asyncio.Task] = {}
         if not service_id:
             answer.missing["on-call"] = f"no {SERVICE_ID} annotation on {entity.name} or its owner"
-        elif self.pagerduty is None:
+        elif not self.pagerduty.can_read:
             answer.missing["on-call"] = "PagerDuty is not configured (PAGERDUTY_API_TOKEN)"
         else:
             jobs["on-call"] = asyncio.create_task(self._oncall(answer, service_id))
         if not selector:
-            answer.missing["health"] = f"no {KUBERNETES_ID} annotation"
+            answer.missing["health"] = f"no {KUBERNETES_ID} or {KUBERNETES_SELECTOR} annotation"
         elif self.kubernetes is None:
             answer.missing["health"] = "Kubernetes is not configured (KUBECONFIG)"
         else:
@@ -165,6 +180,8 @@ class Ownership:
             for part, job in jobs.items():
                 if job in pending:
                     job.cancel()
+                    if part == "on-call" and answer.oncall is not None:
+                        continue  # PagerDuty answered; only some Slack mentions are missing
                     answer.missing[part] = f"{'PagerDuty' if part == 'on-call' else 'Kubernetes'} did not answer within {self.budget:g}s"
                 elif isinstance(job.exception(), IntegrationError):
                     answer.missing[part] = str(job.exception())
@@ -174,9 +191,11 @@ class Ownership:
         return answer
 
     async def _oncall(self, answer: Answer, service_id: str) -> None:
+        """Names first, then Slack mentions where they arrive within the budget."""
         oncall = await self.pagerduty.service_oncall(service_id)
-        slack_ids = await asyncio.gather(*(self.people.slack_id_for(o.email) for o in oncall.oncalls), return_exceptions=True)
         answer.oncall = oncall
+        answer.oncall_people = [OnCallPerson(o.name, o.level, o.until, None) for o in oncall.oncalls]
+        slack_ids = await asyncio.gather(*(self.people.slack_id_for(o.email) for o in oncall.oncalls), return_exceptions=True)
         answer.oncall_people = [OnCallPerson(o.name, o.level, o.until, s if isinstance(s, str) else None)
                                 for o, s in zip(oncall.oncalls, slack_ids)]
 

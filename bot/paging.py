@@ -22,6 +22,11 @@ INTEGRATION_KEY = "pagerduty.com/integration-key"
 SERVICE_ID = "pagerduty.com/service-id"
 
 
+def annotation(name: str, entity: Entity, owner: Entity | None) -> str:
+    """An annotation of the entity, else of its owner group (PagerDuty's are often set per team)."""
+    return entity.annotations.get(name) or (owner.annotations.get(name, "") if owner else "")
+
+
 class PagingError(Exception):
     """Paging is not possible or failed; the message says why in words for the user."""
 
@@ -36,31 +41,25 @@ class PageOutcome:
 
 
 class Paging:
-    def __init__(self, db: Database, pagerduty: PagerDutyClient | None, audit: Audit, window_minutes: float) -> None:
+    def __init__(self, db: Database, pagerduty: PagerDutyClient, audit: Audit, window_minutes: float) -> None:
         self.db = db
         self.pagerduty = pagerduty
         self.audit = audit
         self.window = max(window_minutes * 60, 1.0)
 
-    @staticmethod
-    def how(entity: Entity, owner: Entity | None) -> tuple[str, str] | None:
-        """("events", routing key) or ("rest", service id) for this entity, or None."""
-        for source in (entity, owner):
-            annotations = source.annotations if source else {}
-            if annotations.get(INTEGRATION_KEY):
-                return "events", annotations[INTEGRATION_KEY]
-        for source in (entity, owner):
-            annotations = source.annotations if source else {}
-            if annotations.get(SERVICE_ID):
-                return "rest", annotations[SERVICE_ID]
+    def route(self, entity: Entity, owner: Entity | None) -> tuple[str, str] | None:
+        """("events", routing key) or ("rest", service id) when this entity can be paged here, else None."""
+        if key := annotation(INTEGRATION_KEY, entity, owner):
+            return "events", key
+        if (service_id := annotation(SERVICE_ID, entity, owner)) and self.pagerduty.can_read:
+            return "rest", service_id
         return None
 
     async def page(self, entity: Entity, owner: Entity | None, person: Person, reason: str) -> PageOutcome:
-        route = self.how(entity, owner)
+        route = self.route(entity, owner)
         if route is None:
-            raise PagingError(f"{entity.name} has no PagerDuty annotation ({INTEGRATION_KEY} or {SERVICE_ID})")
-        if self.pagerduty is None:
-            raise PagingError("PagerDuty is not configured here (PAGERDUTY_API_TOKEN is not set)")
+            raise PagingError(f"{entity.name} can't be paged from here: it needs a {INTEGRATION_KEY} annotation, "
+                              f"or a {SERVICE_ID} with PAGERDUTY_API_TOKEN set")
         method, target = route
         if method == "rest" and not person.email:
             raise PagingError("I could not find your e-mail in Slack, and PagerDuty needs it to open an incident for you")
@@ -81,6 +80,10 @@ class Paging:
                 incident = await self.pagerduty.create_incident(target, summary[:1024], person.email, dedup_key, reason or summary)
                 reference = f"#{incident.number}" if incident.number else incident.id
         except IntegrationError as exc:
+            if exc.timed_out:  # it may have gone through: keep the record so nobody pages twice
+                await self.audit.record(person.slack_id, "page", entity.key, "unknown", exc.reason)
+                raise PagingError(f"PagerDuty did not confirm the page ({exc.reason}); it may have gone through. "
+                                  "Check PagerDuty before paging again.") from exc
             await self._release(dedup_key)
             await self.audit.record(person.slack_id, "page", entity.key, "failed", exc.reason)
             raise PagingError(f"PagerDuty refused the page: {exc.reason}") from exc

@@ -39,7 +39,7 @@ class People:
         self.slack_user_of_email = slack_user_of_email
         self.cache_seconds = cache_seconds
         self._emails: dict[str, tuple[str, float]] = {}
-        self._slack_ids: dict[str, tuple[str | None, float]] = {}
+        self._slack_ids: dict[str, tuple[str, float]] = {}
 
     async def whois(self, slack_id: str) -> Person:
         """The catalog user and groups (with their parent groups) behind a Slack user id."""
@@ -71,27 +71,30 @@ class People:
             return known
         cached = self._slack_ids.get(email.lower())
         if cached and time.monotonic() - cached[1] < self.cache_seconds:
-            return cached[0]
+            return cached[0] or None
         slack_id = await self.slack_user_of_email(email)
-        self._slack_ids[email.lower()] = (slack_id, time.monotonic())
-        return slack_id
+        if slack_id is not None:  # a failed lookup is asked again next time, not remembered as "nobody"
+            self._slack_ids[email.lower()] = (slack_id, time.monotonic())
+        return slack_id or None
 
     async def _email(self, slack_id: str) -> str:
+        """From memory, else the database record, else Slack (no database session held meanwhile)."""
         cached = self._emails.get(slack_id)
         if cached and time.monotonic() - cached[1] < self.cache_seconds:
             return cached[0]
         async with self.db.session() as session:
             row = (await session.exec(select(SlackIdentity).where(SlackIdentity.slack_user_id == slack_id))).scalar_one_or_none()
-            email = row.email if row else ""
-            if row is None or time.time() - row.fetched_at > self.cache_seconds:
-                asked = await self.email_of_slack_user(slack_id)
-                if asked is None:  # Slack could not say: keep what we knew, ask again next time
-                    return email
-                email = asked
-                try:
+        email = row.email if row else ""
+        if row is None or time.time() - row.fetched_at > self.cache_seconds:
+            asked = await self.email_of_slack_user(slack_id)
+            if asked is None:  # Slack could not say: keep what we knew, ask again next time
+                return email
+            email = asked
+            try:
+                async with self.db.session() as session:
                     await session.merge(SlackIdentity(slack_user_id=slack_id, email=email, fetched_at=time.time()))
                     await session.commit()
-                except IntegrityError:  # a concurrent request recorded the same user first
-                    await session.rollback()
+            except IntegrityError:  # a concurrent request recorded the same user first
+                pass
         self._emails[slack_id] = (email, time.monotonic())
         return email

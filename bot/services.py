@@ -21,7 +21,7 @@ from bot.environments.reaper import Reaper
 from bot.environments.rules import Rules
 from bot.environments.service import Environments, Notifier
 from bot.leases import Leases
-from bot.ownership import Ownership
+from bot.ownership import Ownership, github_web_url
 from bot.paging import Paging
 from bot.people import Lookup, People
 from bot.policy import Policy
@@ -70,16 +70,17 @@ def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: 
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context(settings.ssl_cert_file)))
     backstage = BackstageClient(http, settings.backstage_url, settings.backstage_token) if settings.backstage_url else None
     catalog = CatalogService(db, settings.catalog, CatalogLoader(settings.catalog_max_file_bytes), backstage)
-    pagerduty = (PagerDutyClient(settings.pagerduty_api_token, settings.pagerduty_api_url, settings.pagerduty_events_url,
-                                 settings.ssl_cert_file, timeout=settings.answer_budget_seconds)
-                 if settings.pagerduty_api_token else None)
+    pagerduty = PagerDutyClient(settings.pagerduty_api_token, settings.pagerduty_api_url, settings.pagerduty_events_url,
+                                settings.ssl_cert_file, timeout=settings.answer_budget_seconds,
+                                change_timeout=settings.page_timeout_seconds)
     kubernetes = KubernetesClient(settings.kubeconfig, timeout=settings.answer_budget_seconds) if settings.kubernetes_enabled else None
     people = People(catalog, db, email_of_slack_user, slack_user_of_email)
     audit = Audit(db)
     environments = Environments(db, catalog, kubernetes, audit, Policy(settings.platform_admins), Rules.from_settings(settings), notifier)
     return Services(
         settings=settings, db=db, http=http, catalog=catalog, people=people,
-        ownership=Ownership(people, pagerduty, kubernetes, settings.answer_budget_seconds),
+        ownership=Ownership(people, pagerduty, kubernetes, settings.answer_budget_seconds,
+                            github_web_url(settings.github_api_url), settings.backstage_url),
         paging=Paging(db, pagerduty, audit, settings.page_dedup_minutes), audit=audit,
         deliveries=Deliveries(db), kubernetes=kubernetes, environments=environments,
         reaper=Reaper(environments, Leases(db)),

@@ -15,6 +15,14 @@ def escape(text: Any) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def link(url: str, label: str) -> str:
+    """A mrkdwn link to a web or mail address; anything else (javascript:, slack:) is shown as text."""
+    if not url.lower().startswith(("https://", "http://", "mailto:")):
+        return escape(label)
+    safe = url.replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    return f"<{safe}|{escape(label).replace('|', '¦')}>"
+
+
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

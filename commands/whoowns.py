@@ -14,7 +14,7 @@ from bot.catalog.refs import short_ref
 from bot.ownership import Answer, Team
 from bot.paging import PagingError
 from bot.services import Services
-from commands.common import clip, escape, guarded, query_text
+from commands.common import clip, escape, guarded, link, query_text
 
 HELP = [
     ("/whoowns NAME", "owner, on-call, runbook, dependencies and health of a service (name, title or kind:namespace/name)"),
@@ -38,7 +38,7 @@ def _team_line(team: Team) -> str:
     elif team.channel_name:
         parts.append(f"#{escape(team.channel_name)}")
     elif team.email:
-        parts.append(f"<mailto:{team.email}|{escape(team.email)}>")
+        parts.append(link(f"mailto:{team.email}", team.email))
     return " · ".join(parts)
 
 
@@ -59,13 +59,19 @@ def _oncall_text(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def _policy(answer: Answer) -> str:
+    if answer.oncall is None or not answer.oncall.escalation_policy:
+        return ""
+    return f" ({link(answer.oncall.service_url, answer.oncall.escalation_policy)})"
+
+
 def _incidents_text(answer: Answer) -> str:
     if answer.oncall is None:
         return ""
     if not answer.oncall.incidents:
         return "none open"
-    return "\n".join(f"<{i.url}|#{i.number}> {escape(clip(i.title, 80))} ({i.status})" if i.url else
-                     f"#{i.number} {escape(clip(i.title, 80))} ({i.status})" for i in answer.oncall.incidents)
+    return "\n".join(f"{link(i.url, f'#{i.number}')} {escape(clip(i.title, 80))} ({i.status}, {i.urgency} urgency)"
+                     for i in answer.oncall.incidents)
 
 
 def _health_text(answer: Answer) -> str:
@@ -80,11 +86,11 @@ def _health_text(answer: Answer) -> str:
     text = f"{icon} {ready}/{desired} replicas ready in {len(health.deployments)} deployment(s)"
     if health.pods_not_ready:
         text += f"\n{len(health.pods_not_ready)} pod(s) not ready: {_names(list(health.pods_not_ready), 3, label=str)}"
-    text += f"\n{health.restarts} restart(s), {health.recent_restarts} in the last hour"
+    text += f"\n{health.restarts} restart(s) in all; {health.recent_restarts} container(s) restarted in the last hour"
     return text
 
 
-def answer_blocks(answer: Answer, shared_by: str = "") -> list[dict[str, Any]]:
+def answer_blocks(answer: Answer, shared_by: str = "", can_page: bool = False) -> list[dict[str, Any]]:
     """The whole answer as Block Kit, pure data (tested without Slack)."""
     entity = answer.entity
     data = entity.data
@@ -98,15 +104,15 @@ def answer_blocks(answer: Answer, shared_by: str = "") -> list[dict[str, Any]]:
              "Tags: " + ", ".join(escape(t) for t in metadata.get("tags") or [] if isinstance(t, str)) if metadata.get("tags") else ""]
     owner = _team_line(answer.owner) if answer.owner else f"_unknown: {escape(answer.owner_missing or 'no owner set')}_"
     escalation = " → ".join(_team_line(t) for t in answer.escalation) or "_no parent group_"
-    links = " · ".join(f"<{link.url}|{escape(link.title)}>" for link in answer.links) or "none"
+    links = " · ".join(link(item.url, item.title) for item in answer.links) or "none"
     fields = [
         f"*Owner*\n{owner}",
         f"*Escalation path*\n{escalation}",
-        f"*On call now*\n{_oncall_text(answer)}",
-        f"*Runbook*\n<{answer.runbook.url}|{escape(answer.runbook.title)}>" if answer.runbook else "*Runbook*\n_none linked_",
+        f"*On call now*{_policy(answer)}\n{_oncall_text(answer)}",
+        f"*Runbook*\n{link(answer.runbook.url, answer.runbook.title)}" if answer.runbook else "*Runbook*\n_none linked_",
         f"*Links*\n{links}",
-        f"*Source*\n{escape(answer.repository) or '_no github.com/project-slug_'}" + (
-            f"\nDocs: `{escape(answer.docs)}`" if answer.docs else ""),
+        f"*Source*\n{link(answer.repository_url, answer.repository) if answer.repository else '_no github.com/project-slug_'}" + (
+            f"\nDocs: {link(answer.docs_url, 'TechDocs') if answer.docs_url else f'`{escape(answer.docs)}`'}" if answer.docs else ""),
         f"*Depends on* ({len(answer.depends_on)})\n{_names(answer.depends_on)}",
         f"*Dependents* ({len(answer.dependents)} direct, {answer.blast_radius} in all)\n{_names(answer.dependents)}",
         f"*Health*\n{_health_text(answer)}",
@@ -127,14 +133,14 @@ def answer_blocks(answer: Answer, shared_by: str = "") -> list[dict[str, Any]]:
     if shared_by:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Shared by <@{shared_by}>"}]})
     else:
-        blocks.append({"type": "actions", "block_id": "whoowns_actions", "elements": _buttons(answer)})
+        blocks.append({"type": "actions", "block_id": "whoowns_actions", "elements": _buttons(answer, can_page)})
     return blocks
 
 
-def _buttons(answer: Answer) -> list[dict[str, Any]]:
+def _buttons(answer: Answer, can_page: bool) -> list[dict[str, Any]]:
     key = answer.entity.key
     buttons = []
-    if answer.can_page:
+    if can_page:
         buttons.append({
             "type": "button", "action_id": "whoowns_page", "value": key, "style": "danger",
             "text": {"type": "plain_text", "text": "Page on-call"},
@@ -179,13 +185,18 @@ def register(app: AsyncApp, services: Services) -> None:
         query = query_text(command.get("text"))
         if not query:
             return
+        if not catalog.loaded:
+            await respond(response_type="ephemeral", text="The catalog is still loading; try again in a few seconds.")
+            return
         index = catalog.index
         found = index.find(query)
         if found.entity is None:
             await respond(response_type="ephemeral", text=not_found_text(query, found.suggestions))
             return
         result = await ownership.answer(index, found.entity)
-        await respond(response_type="ephemeral", text=f"{found.entity.display_name}: owner and on-call", blocks=answer_blocks(result))
+        can_page = paging.route(found.entity, index.entities.get(index.owner_of(found.entity.key))) is not None
+        await respond(response_type="ephemeral", text=f"{escape(found.entity.display_name)}: owner and on-call",
+                      blocks=answer_blocks(result, can_page=can_page))
 
     async def ack_action(ack: AsyncAck) -> None:
         await ack()
@@ -203,7 +214,7 @@ def register(app: AsyncApp, services: Services) -> None:
         if entity is None:
             return
         result = await ownership.answer(catalog.index, entity)
-        await respond(response_type="in_channel", replace_original=False, text=f"{entity.display_name}: owner and on-call",
+        await respond(response_type="in_channel", replace_original=False, text=f"{escape(entity.display_name)}: owner and on-call",
                       blocks=answer_blocks(result, shared_by=body["user"]["id"]))
         await respond(delete_original=True)
 
@@ -219,7 +230,7 @@ def register(app: AsyncApp, services: Services) -> None:
         if entity is None:
             return
         index = catalog.index
-        owner = index.entities.get(next(iter(index.related(entity.key, "ownedBy")), ""))
+        owner = index.entities.get(index.owner_of(entity.key))
         person = await people.whois(body["user"]["id"])
         try:
             outcome = await paging.page(entity, owner, person, reason="")

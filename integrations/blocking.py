@@ -16,7 +16,7 @@ async def in_thread(system: str, call: Callable[[], T], timeout: float,
     try:
         return await asyncio.wait_for(asyncio.to_thread(call), timeout)
     except TimeoutError as exc:
-        raise IntegrationError(system, f"no answer within {timeout:g}s") from exc
+        raise IntegrationError(system, f"no answer within {timeout:g}s", timed_out=True) from exc
     except Exception as exc:
         known = reason(exc)
         if known is None:

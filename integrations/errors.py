@@ -4,7 +4,8 @@
 class IntegrationError(Exception):
     """An outside system failed, timed out or refused; the message says which and why, briefly."""
 
-    def __init__(self, system: str, reason: str) -> None:
+    def __init__(self, system: str, reason: str, timed_out: bool = False) -> None:
         super().__init__(f"{system}: {reason}")
         self.system = system
         self.reason = reason
+        self.timed_out = timed_out

@@ -14,6 +14,7 @@ from tests.fakes.kubernetes import KubernetesFake
 from tests.fakes.pagerduty import PagerDutyFake
 from tests.fakes.slack import SlackFake
 from tests.fakes.slack_requests import event_body, url_verification_body
+from tests.fakes.tls import ca_bundle_path
 from tests.harness import Bot, start_bot, stop_bot
 
 NOW = datetime.now(timezone.utc)
@@ -50,13 +51,13 @@ def seed_kubernetes(k8s: KubernetesFake) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(tmp_path, database_url: str = ""):
+async def running_bot(tmp_path, database_url: str = "", **env: str):
     async with SlackFake() as slack, PagerDutyFake() as pd, KubernetesFake() as k8s:
         slack.add_user("U0ADA0001", email="ada.lovelace@acme.example", real_name="Ada Lovelace")
         slack.add_user("U0GRACE01", email="casey@contractors.example", real_name="Casey Contractor")
         seed_pagerduty(pd)
         seed_kubernetes(k8s)
-        running = await start_bot(tmp_path, slack, pd, k8s, database_url=database_url)
+        running = await start_bot(tmp_path, slack, pd, k8s, database_url=database_url, **env)
         try:
             yield running
         finally:
@@ -96,7 +97,7 @@ async def test_whoowns_answers_everything_in_one_message(bot: Bot):
     assert "https://runbooks.acme.example/payment-service" in text                      # runbook
     assert "acme/payment-service" in text and "dir:." in text                            # repo and docs
     assert "2/3 replicas ready" in text and "1 pod(s) not ready" in text                 # Kubernetes health
-    assert "4 restart(s), 1 in the last hour" in text
+    assert "4 restart(s) in all; 1 container(s) restarted in the last hour" in text
     assert "Dependents* (5 direct, 11 in all)" in text
     assert "Missing from this answer" not in text
     actions = next(b for b in answer["blocks"] if b["type"] == "actions")
@@ -288,3 +289,32 @@ async def test_an_event_retry_is_recognised_from_the_record(bot_any_db: Bot):
     assert (await bot.post(body, {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}))[0] == 200
     await asyncio.sleep(0.3)
     assert len(bot.slack.calls("views.publish")) == 1
+
+
+async def test_a_page_pagerduty_is_slow_to_confirm_is_never_sent_twice(tmp_path):
+    async with running_bot(tmp_path, PAVEDROAD_PAGE_TIMEOUT_SECONDS="1") as bot:
+        bot.pagerduty.delay = 2
+        url = await bot.click("whoowns_page", "component:default/payment-service")
+        assert "did not confirm the page (no answer within 1s); it may have gone through" in (await bot.reply(url))["text"]
+        bot.pagerduty.delay = 0
+        again = await bot.click("whoowns_page", "component:default/payment-service", user="U0GRACE01")
+        assert "already paged by <@U0ADA0001>" in (await bot.reply(again))["text"]
+        assert [(e.action, e.outcome) for e in await bot.server.services.audit.recent(5)] == [("page", "unknown")]
+
+
+async def test_paging_with_an_integration_key_needs_no_rest_token(tmp_path):
+    async with SlackFake() as slack, PagerDutyFake() as pd:
+        seed_pagerduty(pd)
+        bot = await start_bot(tmp_path, slack, PAGERDUTY_EVENTS_URL=pd.events_url, SSL_CERT_FILE=ca_bundle_path())
+        try:
+            _, _, url = await bot.command("/whoowns", "payment-service")
+            answer = await bot.reply(url)
+            assert "on-call: PagerDuty is not configured (PAGERDUTY_API_TOKEN)" in text_of(answer)
+            assert "whoowns_page" in text_of(answer)
+            _, _, url = await bot.command("/whoowns", "product-catalog-service")    # only a service id: no button
+            assert "whoowns_page" not in text_of(await bot.reply(url))
+            url = await bot.click("whoowns_page", "component:default/payment-service")
+            assert "paged on-call" in (await bot.reply(url))["text"]
+            assert len([r for r in pd.requests if r.path == "/v2/enqueue"]) == 1
+        finally:
+            await stop_bot(bot)

@@ -14,8 +14,8 @@ from typing import Iterable
 from bot.catalog.entity import KIND_BY_LOWER, Entity, Problem
 from bot.catalog.refs import RefError, parse_ref
 from bot.catalog.suggest import Suggester
-from bot.catalog.relations import (API_CONSUMED_BY, API_PROVIDED_BY, CONSUMES_API, DEPENDENCY_OF, DEPENDS_ON,
-                                   INVERSE, PROVIDES_API)
+from bot.catalog.relations import (API_CONSUMED_BY, CONSUMES_API, DEPENDENCY_OF, DEPENDS_ON, INVERSE, OWNED_BY,
+                                   PROVIDES_API)
 
 # When a bare name matches several kinds, the first kind here wins.
 KIND_PREFERENCE = ("Component", "Resource", "API", "System", "Domain", "Group", "User", "Template", "Location")
@@ -102,6 +102,10 @@ class CatalogIndex:
     def related(self, key: str, relation: str) -> list[str]:
         return self.relations.get(relation, {}).get(key, [])
 
+    def owner_of(self, key: str) -> str:
+        """The owner's reference, whether or not the owner is in the catalog; "" when none is set."""
+        return next(iter(self.related(key, OWNED_BY)), "")
+
     def find(self, text: str) -> Lookup:
         """Find by `[kind:][namespace/]name`, name or title, any case; else suggest close names."""
         query = text.strip()
@@ -114,9 +118,8 @@ class CatalogIndex:
                 ref = None
             if ref is not None and ref.kind in KIND_BY_LOWER:
                 entity = self.entities.get(str(ref))
-                if entity:
-                    return Lookup(entity)
-                query = ref.name
+                # An explicit reference that is not there gets suggestions, never another namespace's entity.
+                return Lookup(entity) if entity else Lookup(None, self.suggest(ref.name))
         keys = self.by_name.get(_normalise(query))
         if keys:
             return Lookup(self.entities[keys[0]])
@@ -147,6 +150,3 @@ class CatalogIndex:
                     seen.add(dependent)
                     queue.append(dependent)
         return len(seen) - 1
-
-    def providers(self, api_key: str) -> list[str]:
-        return self.related(api_key, API_PROVIDED_BY)

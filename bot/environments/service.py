@@ -13,7 +13,6 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.audit import Audit
-from bot.catalog.relations import OWNED_BY
 from bot.catalog.service import CatalogService
 from bot.db import Database
 from bot.environments.rules import PURPOSES, Refused, Rules, check_name, namespace_name, slug
@@ -85,7 +84,7 @@ class Environments:
             hint = f" Did you mean {', '.join(f'`{s}`' for s in found.suggestions)}?" if found.suggestions else ""
             raise Refused(f"I couldn't find a service called `{service[:80]}` in the catalog.{hint}")
         entity = found.entity
-        owner = next(iter(self.catalog.index.related(entity.key, OWNED_BY)), "")
+        owner = self.catalog.index.owner_of(entity.key)
         if not owner or owner not in self.catalog.index.entities:
             raise Refused(f"{entity.name} has no owner group in the catalog, so nobody could look after the environment.")
         if purpose not in PURPOSES:
