@@ -43,7 +43,11 @@ class Database:
         self.session = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     async def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema; on PostgreSQL under an advisory lock, so replicas starting together
+        migrate one after the other."""
         async with self.engine.begin() as connection:
+            if not self.is_sqlite:
+                await connection.execute(text("SELECT pg_advisory_xact_lock(726_572_001)"))
             await connection.run_sync(_upgrade, revision)
 
     async def ping(self) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.db import Database
 from bot.models import HandledDelivery
 
+log = logging.getLogger(__name__)
 KEEP_SECONDS = 3600.0
 
 
@@ -43,8 +45,13 @@ class Deliveries:
             return not await self._claim(key, now)
         task = asyncio.create_task(self._claim(key, now))
         self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        task.add_done_callback(self._written)
         return False
+
+    def _written(self, task: asyncio.Task) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not record a Slack delivery: %s", task.exception().__class__.__name__)
 
     async def _claim(self, key: str, now: float) -> bool:
         try:

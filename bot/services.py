@@ -14,7 +14,7 @@ import aiohttp
 from bot.audit import Audit
 from bot.catalog.loader import CatalogLoader
 from bot.catalog.service import CatalogService
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.db import Database
 from bot.deliveries import Deliveries
 from bot.environments.reaper import Reaper
@@ -64,8 +64,20 @@ async def _no_lookup(_: str) -> str | None:
     return None
 
 
+def _kubernetes(settings: Settings) -> KubernetesClient | None:
+    if not settings.kubernetes_enabled:
+        return None
+    try:
+        return KubernetesClient(settings.kubeconfig, timeout=settings.answer_budget_seconds)
+    except Exception as exc:  # the client raises several unrelated types for a bad config
+        where = f"KUBECONFIG ({settings.kubeconfig})" if settings.kubeconfig else "the in-cluster service account"
+        raise ConfigError(f"cannot load the Kubernetes configuration from {where}: "
+                          f"{(str(exc).splitlines() or [exc.__class__.__name__])[0][:200]}") from None
+
+
 def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: Lookup = _no_lookup,
                    slack_user_of_email: Lookup = _no_lookup) -> Services:
+    kubernetes = _kubernetes(settings)
     db = Database(settings.database_url)
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context(settings.ssl_cert_file)))
     backstage = BackstageClient(http, settings.backstage_url, settings.backstage_token) if settings.backstage_url else None
@@ -73,7 +85,6 @@ def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: 
     pagerduty = PagerDutyClient(settings.pagerduty_api_token, settings.pagerduty_api_url, settings.pagerduty_events_url,
                                 settings.ssl_cert_file, timeout=settings.answer_budget_seconds,
                                 change_timeout=settings.page_timeout_seconds)
-    kubernetes = KubernetesClient(settings.kubeconfig, timeout=settings.answer_budget_seconds) if settings.kubernetes_enabled else None
     people = People(catalog, db, email_of_slack_user, slack_user_of_email)
     audit = Audit(db)
     environments = Environments(db, catalog, kubernetes, audit, Policy(settings.platform_admins), Rules.from_settings(settings), notifier)

@@ -30,7 +30,11 @@ class BackstageClient:
                     page = await response.json()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise IntegrationError("Backstage", f"catalog API unreachable ({exc.__class__.__name__})") from exc
-            items.extend(page.get("items") or [])
+            except ValueError as exc:
+                raise IntegrationError("Backstage", "catalog API answered something that is not JSON") from exc
+            if not isinstance(page, dict):
+                raise IntegrationError("Backstage", "catalog API answered something that is not a page of entities")
+            items.extend(item for item in page.get("items") or [] if isinstance(item, dict))
             cursor = (page.get("pageInfo") or {}).get("nextCursor")
             if not cursor:
                 return items

@@ -79,3 +79,18 @@ def test_settings_from_a_yaml_file_with_the_environment_winning(tmp_path):
         load_settings({"PAGERDUTY_API_URL": "http://insecure"})
     with pytest.raises(ConfigError, match="SSL_CERT_FILE"):
         load_settings({"SSL_CERT_FILE": str(tmp_path / "missing.pem")})
+
+
+def test_a_broken_kubeconfig_stops_start_up_with_one_line(tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    result = pavedroad("serve", tmp_path=tmp_path, SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", KUBECONFIG=str(kubeconfig))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("pavedroad: configuration error: cannot load the Kubernetes configuration from KUBECONFIG")
+
+
+def test_an_unreachable_database_stops_start_up_with_one_line(tmp_path):
+    result = pavedroad("catalog", "refresh", tmp_path=tmp_path, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "pavedroad: cannot start:" in result.stderr and "DATABASE_URL" in result.stderr
