@@ -47,7 +47,7 @@ class Database:
         migrate one after the other."""
         async with self.engine.begin() as connection:
             if not self.is_sqlite:
-                await connection.execute(text("SELECT pg_advisory_xact_lock(726_572_001)"))
+                await connection.execute(text("SELECT pg_advisory_xact_lock(726572001)"))
             await connection.run_sync(_upgrade, revision)
 
     async def ping(self) -> bool:
