@@ -15,7 +15,7 @@ from integrations.kubernetes import NamespacePlan
 from tests.fakes.kubernetes import KubernetesFake, kube_error
 from tests.fakes.kubernetes_store import NAMESPACES
 from tests.fakes.slack import SlackFake
-from tests.fakes.slack_requests import block_actions_body, view_submission_body
+from tests.fakes.slack_requests import block_actions_body, event_body, view_submission_body
 from tests.harness import Bot, start_bot, stop_bot
 
 ADA, CHARLES, GRACE, ALAN, BOSS = "U0ADA0001", "U0CHA0002", "U0GRA0003", "U0ALA0010", "U0BOSS001"
@@ -287,3 +287,12 @@ def form(service: str, purpose: str = "preview", size: str = "small", ttl: str =
             "size": {"value": {"type": "static_select", "selected_option": {"value": size}}},
             "ttl": {"value": {"type": "static_select", "selected_option": {"value": ttl}}},
             "name": {"value": {"type": "plain_text_input", "value": name or None}}}
+
+
+async def test_app_home_lists_my_environments_with_buttons(bot: Bot):
+    await env(bot, "create payment-service")
+    status, _ = await bot.post(event_body({"type": "app_home_opened", "user": CHARLES, "tab": "home"}))
+    assert status == 200
+    view = (await bot.slack.wait_for_call("views.publish"))["view"]
+    text = view if isinstance(view, str) else json.dumps(view)
+    assert "payment-service-preview" in text and "env_extend" in text and "env_destroy" in text
