@@ -102,3 +102,20 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True)
     holder: str
     expires_at: float
+
+
+class KnowledgeDocument(SQLModel, table=True):
+    """One searchable piece of knowledge: a runbook or docs section, an FAQ, an accepted answer.
+    The full-text index beside it is the database's own (FTS5 on SQLite, tsvector on PostgreSQL)."""
+
+    __tablename__ = "kb_document"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    kind: str = Field(index=True)
+    entity_ref: str = Field(default="", index=True)
+    title: str
+    section: str = ""
+    url: str = ""
+    body: str
+    version: str = ""
+    updated_at: float
