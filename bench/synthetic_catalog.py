@@ -3,10 +3,11 @@
 The mix follows a large organisation: ~2% Groups (org → divisions → departments → teams, with
 `parent`/`children`), ~8% Users (`memberOf`, profile e-mail, some `slack.com/user-id`), ~1% Domains,
 ~3% Systems, ~8% APIs, ~8% Resources and the rest (~70%) Components with owner, system,
-2-4 kind-prefixed `dependsOn` (mostly earlier components of the same system, then resources and a
-shared "platform" layer, so the graph is a DAG with a few very depended-on services),
-`providesApis`/`consumesApis`, links and annotations (`pagerduty.com/service-id`,
-`backstage.io/kubernetes-id`, ...). About 0.2% of components depend on something that is not in
+2-4 kind-prefixed `dependsOn`, `providesApis`/`consumesApis`, links and annotations
+(`pagerduty.com/service-id`, `backstage.io/kubernetes-id`, ...). Dependencies mostly stay inside a
+system (earlier components, its resources and APIs, so the graph is a DAG); the cross-system edges
+go to a shared "platform" layer (1% of components, in 1% of systems, and the APIs they provide),
+which is what makes a few entities depended on, transitively, by nearly everything. About 0.2% of components depend on something that is not in
 the catalog, as real catalogs do.
 
 Files hold ~100 entities each (multi-document YAML) and `all.yaml` is a `Location` listing them.
@@ -30,7 +31,7 @@ import yaml
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 SEED = 20240611
-VERSION = 1  # bump when the generator changes, so cached catalogs are regenerated
+VERSION = 2  # bump when the generator changes, so cached catalogs are regenerated
 PER_FILE = 100
 SHARE = {"Group": 0.02, "User": 0.08, "Domain": 0.01, "System": 0.03, "API": 0.08, "Resource": 0.08}
 
@@ -140,47 +141,60 @@ def _entities(n: int, seed: int) -> list[dict[str, Any]]:
                               annotations=annotations))
     for domain in names["Domain"]:
         docs.append(_envelope("Domain", domain, {"owner": owner_of()}, title=_title(domain)))
-    system_of_resource = {r: rng.choice(names["System"]) for r in names["Resource"]}
-    for system in names["System"]:
+    systems, components = names["System"], names["Component"]
+    platform = components[:max(1, len(components) // 100)]  # shared services everything ends up depending on
+    platform_systems = systems[:max(1, len(systems) // 100)]
+    system_of = {c: rng.choice(platform_systems if i < len(platform) else systems) for i, c in enumerate(components)}
+    provider_of = {api: rng.choice(components) for api in names["API"]}  # an API lives in its provider's system
+    system_of.update({api: system_of[provider] for api, provider in provider_of.items()})
+    system_of.update({r: rng.choice(systems) for r in names["Resource"]})
+    for system in systems:
         docs.append(_envelope("System", system, {"owner": owner_of(), "domain": rng.choice(names["Domain"])},
                               title=_title(system), description=f"Everything about {system.split('-')[0]}."))
     for api in names["API"]:
         docs.append(_envelope("API", api, {"type": "openapi", "lifecycle": rng.choice(LIFECYCLES), "owner": owner_of(),
-                                           "system": rng.choice(names["System"]),
+                                           "system": system_of[api],
                                            "definition": f"openapi: 3.0.3\ninfo:\n  title: {_title(api)}\n  version: 1.{rng.randrange(20)}.0\npaths: {{}}\n"},
                               title=_title(api) if rng.random() < 0.5 else None, tags=rng.sample(TAGS, 1)))
-    resources_by_system: dict[str, list[str]] = {}
-    for resource, system in system_of_resource.items():
-        resources_by_system.setdefault(system, []).append(resource)
-        docs.append(_envelope("Resource", resource, {"type": resource.rsplit("-", 1)[1], "owner": owner_of(), "system": system},
+    for resource in names["Resource"]:
+        docs.append(_envelope("Resource", resource, {"type": resource.rsplit("-", 1)[1], "owner": owner_of(), "system": system_of[resource]},
                               title=_title(resource) if rng.random() < 0.5 else None))
-    docs.extend(_components(rng, names, resources_by_system, owner_of))
+    docs.extend(_components(rng, names, platform, system_of, provider_of, owner_of))
     return docs
 
 
-def _components(rng: random.Random, names: dict[str, list[str]], resources_by_system: dict[str, list[str]],
-                owner_of: Any) -> list[dict[str, Any]]:
-    components, apis = names["Component"], names["API"]
-    platform = components[:max(1, len(components) // 100)]
-    provider_of = {api: rng.choice(components) for api in apis}
+def _by_system(system_of: dict[str, str], names: list[str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name in names:
+        grouped.setdefault(system_of[name], []).append(name)
+    return grouped
+
+
+def _components(rng: random.Random, names: dict[str, list[str]], platform: list[str], system_of: dict[str, str],
+                provider_of: dict[str, str], owner_of: Any) -> list[dict[str, Any]]:
+    """Dependencies stay mostly inside a system (a DAG over earlier peers and its resources); the
+    cross-system edges go to the platform layer: its components and the APIs they provide."""
+    resources, apis = _by_system(system_of, names["Resource"]), _by_system(system_of, names["API"])
+    platform_set = set(platform)
+    platform_apis = [api for api, provider in provider_of.items() if provider in platform_set] or names["API"]
     provides: dict[str, list[str]] = {}
     for api, component in provider_of.items():
         provides.setdefault(component, []).append(api)
     earlier_in_system: dict[str, list[str]] = {}
     docs = []
-    for i, name in enumerate(components):
-        is_platform = i < len(platform)
-        system = rng.choice(names["System"])
+    for i, name in enumerate(names["Component"]):
+        system = system_of[name]
         peers = earlier_in_system.setdefault(system, [])
+        local_resources = resources.get(system) or names["Resource"]
         deps: list[str] = []
         for _ in range(rng.randint(2, 4)):
             roll = rng.random()
-            if is_platform:
-                pick = f"component:{rng.choice(platform[:i])}" if i and roll < 0.5 else f"resource:{rng.choice(names['Resource'])}"
+            if i < len(platform):
+                pick = f"component:{rng.choice(platform[:i])}" if i and roll < 0.5 else f"resource:{rng.choice(local_resources)}"
             elif roll < 0.5 and peers:
                 pick = f"component:{rng.choice(peers[-50:])}"
-            elif roll < 0.75:
-                pick = f"resource:{rng.choice(resources_by_system.get(system) or names['Resource'])}"
+            elif roll < 0.8:
+                pick = f"resource:{rng.choice(local_resources)}"
             else:
                 pick = f"component:{rng.choice(platform)}"
             if pick not in deps:
@@ -188,9 +202,8 @@ def _components(rng: random.Random, names: dict[str, list[str]], resources_by_sy
         if rng.random() < 0.002:
             deps.append(f"component:retired-{name}")
         peers.append(name)
-        service_id = f"P{rng.randrange(36**6):06d}"
         annotations = {"github.com/project-slug": f"acme/{name}", "backstage.io/techdocs-ref": "dir:.",
-                       "pagerduty.com/service-id": service_id, "backstage.io/kubernetes-id": name,
+                       "pagerduty.com/service-id": f"P{rng.randrange(36**6):06d}", "backstage.io/kubernetes-id": name,
                        "backstage.io/kubernetes-namespace": system}
         links = [{"url": f"https://runbooks.acme.example/{name}", "title": "Runbook", "type": "runbook"},
                  {"url": f"https://grafana.acme.example/d/{name}", "title": "Dashboard", "type": "dashboard"}]
@@ -198,7 +211,11 @@ def _components(rng: random.Random, names: dict[str, list[str]], resources_by_sy
                 "owner": owner_of(), "system": system, "dependsOn": deps}
         if name in provides:
             spec["providesApis"] = provides[name]
-        consumes = rng.sample(apis, rng.randint(0, min(3, len(apis))))
+        consumes: list[str] = []
+        for _ in range(rng.randint(0, 2)):
+            api = rng.choice(apis[system] if system in apis and rng.random() < 0.75 else platform_apis)
+            if api not in consumes and provider_of[api] != name:
+                consumes.append(api)
         if consumes:
             spec["consumesApis"] = consumes
         docs.append(_envelope("Component", name, spec, title=_title(name) if rng.random() < 0.5 else None,

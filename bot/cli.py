@@ -66,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(runner(settings))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): nothing to say to it
+        return 0
     except ConfigError as exc:
         print(f"pavedroad: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -165,7 +167,7 @@ async def shell(settings: Settings, line: str | None, email: str) -> int:
     services = create_services(settings, client)
     try:
         await services.prepare()
-        await services.catalog.refresh()
+        await services.refresh()
         session = Shell(build_app(settings, services, client, verify_requests=False), console)
         if line is not None:
             print(await session.command(line))

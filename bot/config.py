@@ -17,6 +17,8 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CATALOG = PROJECT_ROOT / "examples" / "catalog" / "all.yaml"
+DEMO_FAQ = PROJECT_ROOT / "examples" / "faq"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 # Environment sizes: the namespace's ResourceQuota (`hard`) and the LimitRange defaults for containers.
@@ -72,6 +74,10 @@ class Settings:
     env_rbac_group: str = "{group}"
     kube_context: str = ""
     reaper_interval_seconds: float = 300.0
+    faq_dir: str = str(DEMO_FAQ)
+    office_hours_channels: tuple[str, ...] = ()
+    office_hours_group: str = ""
+    office_hours_digest: tuple[int, int, int] | None = (0, 9, 0)
 
     @property
     def kubernetes_enabled(self) -> bool:
@@ -163,6 +169,17 @@ def _sizes(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return {str(k): {str(q): str(v) for q, v in quota.items()} for k, quota in sizes.items()}
 
 
+def _digest(env: Mapping[str, str]) -> tuple[int, int, int] | None:
+    """`mon 09:00` (UTC) → (weekday, hour, minute); `off` → None."""
+    raw = (env.get("PAVEDROAD_OFFICE_HOURS_DIGEST", "").strip() or "mon 09:00").lower()
+    if raw == "off":
+        return None
+    match = re.fullmatch(r"(mon|tue|wed|thu|fri|sat|sun)\s+(\d{1,2}):(\d{2})", raw)
+    if not match or int(match.group(2)) > 23 or int(match.group(3)) > 59:
+        raise ConfigError(f"PAVEDROAD_OFFICE_HOURS_DIGEST must be a weekday and a UTC time like 'mon 09:00', or 'off' (got {raw!r})")
+    return WEEKDAYS.index(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
 def _list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
     raw = env.get(name)
     if raw is None or not raw.strip():
@@ -236,4 +253,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         env_rbac_group=rbac_group,
         kube_context=env.get("PAVEDROAD_KUBE_CONTEXT", "").strip(),
         reaper_interval_seconds=_number(env, "PAVEDROAD_REAPER_INTERVAL_SECONDS", 300, low=0, high=86400),
+        faq_dir=env.get("PAVEDROAD_FAQ", "").strip() or str(DEMO_FAQ),
+        office_hours_channels=_list(env, "PAVEDROAD_OFFICE_HOURS_CHANNELS"),
+        office_hours_group=env.get("PAVEDROAD_OFFICE_HOURS_GROUP", "").strip(),
+        office_hours_digest=_digest(env),
     )

@@ -5,6 +5,7 @@ these models and the latest migration in step.
 """
 from __future__ import annotations
 
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -119,3 +120,20 @@ class KnowledgeDocument(SQLModel, table=True):
     body: str
     version: str = ""
     updated_at: float
+
+
+class Question(SQLModel, table=True):
+    """A question asked in office hours (or to the bot): one per Slack message."""
+
+    __tablename__ = "oh_question"
+    __table_args__ = (UniqueConstraint("channel", "ts", name="oh_question_message"),)
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(index=True)
+    ts: str
+    user: str
+    text: str
+    asked_at: float = Field(index=True)
+    status: str = Field(index=True)
+    answered_at: float | None = None
+    answered_by: str = ""
+    answer_key: str = ""

@@ -17,6 +17,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import build_app, create_services, slack_client
 from bot.config import ConfigError, Settings
 from bot.services import Services
+from commands.office_hours import post_digest_if_due
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_000_000
@@ -61,7 +62,7 @@ def build_web_app(app: AsyncApp, services: Services) -> web.Application:
 
 def _background_jobs(services: Services):
     async def jobs(_: web.Application):
-        tasks = [asyncio.create_task(_every(services.settings.catalog_refresh_seconds, services.catalog.refresh, "catalog refresh")),
+        tasks = [asyncio.create_task(_every(services.settings.catalog_refresh_seconds, services.refresh, "catalog refresh")),
                  asyncio.create_task(_every(600, services.deliveries.forget_old, "delivery log cleanup"))]
         if services.kubernetes is not None:
             tasks.append(asyncio.create_task(_every(services.settings.reaper_interval_seconds, services.reaper.run, "reaper")))
@@ -129,7 +130,8 @@ async def start(settings: Settings, port: int | None = None) -> RunningServer:
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     server = RunningServer(f"http://{settings.host}:{bound}", app, services, runner,
-                           [asyncio.create_task(_until_done(services.catalog.refresh, "first catalog load"))])
+                           [asyncio.create_task(_until_done(services.refresh, "first catalog load")),
+                            asyncio.create_task(_every(60, lambda: post_digest_if_due(client, services), "office-hours digest"))])
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 

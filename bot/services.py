@@ -20,12 +20,17 @@ from bot.deliveries import Deliveries
 from bot.environments.reaper import Reaper
 from bot.environments.rules import Rules
 from bot.environments.service import Environments, Notifier
+from bot.knowledge.search import KnowledgeBase
+from bot.knowledge.service import Knowledge
+from bot.knowledge.sources import DocSources
 from bot.leases import Leases
+from bot.officehours import OfficeHours
 from bot.ownership import Ownership, github_web_url
 from bot.paging import Paging
 from bot.people import Lookup, People
 from bot.policy import Policy
 from integrations.backstage import BackstageClient
+from integrations.github import GitHubClient
 from integrations.kubernetes import KubernetesClient
 from integrations.pagerduty import PagerDutyClient
 from integrations.tls import ssl_context
@@ -47,11 +52,20 @@ class Services:
     kubernetes: KubernetesClient | None
     environments: Environments
     reaper: Reaper
+    policy: Policy
+    leases: Leases
+    knowledge: Knowledge
+    office_hours: OfficeHours
 
     async def prepare(self) -> None:
-        """Migrate the schema and serve the catalog as recorded; `catalog.refresh()` re-reads it."""
+        """Migrate the schema and serve the catalog as recorded; `refresh()` re-reads it."""
         await self.db.migrate()
         await self.catalog.restore()
+
+    async def refresh(self) -> None:
+        """Re-read the catalog, then the runbooks, docs and FAQ it points to."""
+        await self.catalog.refresh()
+        await self.knowledge.reindex()
 
     async def close(self) -> None:
         await self.http.close()
@@ -87,12 +101,16 @@ def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: 
                                 change_timeout=settings.page_timeout_seconds)
     people = People(catalog, db, email_of_slack_user, slack_user_of_email)
     audit = Audit(db)
-    environments = Environments(db, catalog, kubernetes, audit, Policy(settings.platform_admins), Rules.from_settings(settings), notifier)
+    policy, leases = Policy(settings.platform_admins), Leases(db)
+    environments = Environments(db, catalog, kubernetes, audit, policy, Rules.from_settings(settings), notifier)
+    knowledge = Knowledge(KnowledgeBase(db), DocSources(GitHubClient(http, settings.github_api_url, settings.github_token)),
+                          catalog, settings.faq_dir)
     return Services(
         settings=settings, db=db, http=http, catalog=catalog, people=people,
         ownership=Ownership(people, pagerduty, kubernetes, settings.answer_budget_seconds,
                             github_web_url(settings.github_api_url), settings.backstage_url),
         paging=Paging(db, pagerduty, audit, settings.page_dedup_minutes), audit=audit,
         deliveries=Deliveries(db), kubernetes=kubernetes, environments=environments,
-        reaper=Reaper(environments, Leases(db)),
+        reaper=Reaper(environments, leases), policy=policy, leases=leases, knowledge=knowledge,
+        office_hours=OfficeHours(db, knowledge),
     )

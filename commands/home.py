@@ -8,11 +8,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from bot.models import Environment
-from commands import env, whoowns
+from commands import env, office_hours, runbook, whoowns
 from commands.common import escape
 
 HELP: list[tuple[str, str]] = []
-FEATURES = (whoowns, env)
+FEATURES = (whoowns, env, runbook, office_hours)
 
 
 def home_view(entities: int, problems: int, environments: list[Environment]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ received and offering fault modes (``delay``, ``fail_status``,
 """
 from .backstage import BackstageFake
 from .base import FakeHTTPError, FakeServer, RecordedRequest
+from .github import GitHubFake
 from .kubernetes import KubernetesFake
 from .pagerduty import PagerDutyFake
 from .slack import SlackFake
@@ -16,6 +17,7 @@ __all__ = [
     "BackstageFake",
     "FakeHTTPError",
     "FakeServer",
+    "GitHubFake",
     "KubernetesFake",
     "PagerDutyFake",
     "RecordedRequest",

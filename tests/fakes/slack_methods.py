@@ -247,6 +247,18 @@ class SlackMethods:
                                                         "count": 1})
         return {}
 
+    @api("conversations.replies")
+    def _conversations_replies(self, call: SlackCall) -> JsonDict:
+        """A thread, parent first, given the ts of its parent or of any reply in it."""
+        channel, ts = call.arg("channel"), call.arg("ts")
+        message = self.messages.get((channel, ts))
+        if message is None:
+            raise SlackMethodError("thread_not_found")
+        parent = message.get("thread_ts") or ts
+        thread = [m for (c, _), m in self.messages.items()
+                  if c == channel and (m["ts"] == parent or m.get("thread_ts") == parent)]
+        return {"messages": sorted(thread, key=lambda m: float(m["ts"])), "has_more": False}
+
     @api("usergroups.users.list")
     def _usergroups_users_list(self, call: SlackCall) -> JsonDict:
         group = self.usergroups.get(call.arg("usergroup"))
