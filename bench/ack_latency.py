@@ -29,8 +29,8 @@ from aiohttp import web  # noqa: E402
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request  # noqa: E402
 from slack_bolt.async_app import AsyncAck, AsyncApp  # noqa: E402
 
-from bench.common import (Goal, LoadResult, TimedSlackFake, bot_settings, client, latency_line, latency_ms,  # noqa: E402
-                          report, run_load, serve, slash_command, start_bot)
+from bench.common import (GitHubStub, Goal, LoadResult, TimedSlackFake, bot_settings, client, latency_line,  # noqa: E402
+                          latency_ms, report, run_load, serve, slash_command, start_bot, tally_logs)
 from bench.synthetic_catalog import ensure  # noqa: E402
 from bot.app import slack_client  # noqa: E402
 from bot.config import Settings  # noqa: E402
@@ -73,12 +73,15 @@ async def hammer(url: str, slack: TimedSlackFake, names: list[str], total: int,
 
 async def main(entities: int, total: int, concurrency: int) -> None:
     catalog = ensure(entities)
-    async with TimedSlackFake() as slack:
+    logs = tally_logs()
+    async with TimedSlackFake() as slack, GitHubStub() as github:
         slack.add_user("U0ADA0001", email="ada.lovelace@acme.example", real_name="Ada Lovelace")
         with tempfile.TemporaryDirectory(prefix="pavedroad-bench-") as tmp:
-            settings = bot_settings(Path(tmp), slack.url, [catalog])
+            settings = bot_settings(Path(tmp), slack.url, [catalog], github_url=github.url)
             server, load_s = await start_bot(settings)
-            print(f"real server ready in {load_s:.1f} s ({len(server.services.catalog.index.entities):,} entities)")
+            settle_s = await github.settled()
+            print(f"real server: catalog of {len(server.services.catalog.index.entities):,} entities loaded in {load_s:.1f} s; "
+                  f"docs reading after it took {settle_s:.1f} s more ({github.requests:,} GitHub requests)")
             rng = random.Random(3)
             names = [e.name for e in rng.sample(list(server.services.catalog.index.entities.values()), 500)]
             bare_runner, bare_url = await serve(bare_app(settings))
@@ -102,12 +105,13 @@ async def main(entities: int, total: int, concurrency: int) -> None:
     for error in sorted(set(bare.errors + real.errors))[:5]:
         print("error:", error)
     b, r = latency_ms(bare.latencies), latency_ms(real.latencies)
-    report("ack_latency", {"entities": entities, "total": total, "concurrency": concurrency,
+    report("ack_latency", {"entities": entities, "total": total, "concurrency": concurrency, "load_s": round(load_s, 1),
+                           "docs_reading_s": round(settle_s, 1), "github_requests": github.requests,
                            "bare": {k: round(v, 2) for k, v in b.items()}, "real": {k: round(v, 2) for k, v in r.items()},
                            "p99_ratio": round(r["p99"] / b["p99"], 2), "errors": len(bare.errors) + len(real.errors),
                            "answers_delivered": delivered,
                            "answer_under_load": {k: round(v, 2) for k, v in latency_ms(answer_s).items()}},
-           [Goal("ack p99 real / bare", r["p99"] / b["p99"], 1.5, "×")])
+           [Goal("ack p99 real / bare", r["p99"] / b["p99"], 1.5, "×")], logs)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import time
@@ -30,6 +31,7 @@ from tests.harness import SIGNING_SECRET, write_kubeconfig
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_PREFIX = "BENCH-SUMMARY "
 ASKER = "U0ADA0001"  # the Slack user sending commands (Ada in the demo catalog)
+NO_GITHUB = "http://127.0.0.1:9"  # nothing listens there: GitHub reads fail at once and never leave the machine
 
 
 # -- figures -------------------------------------------------------------------------------------
@@ -72,10 +74,13 @@ class Goal:
         return f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {self.value:.2f}{self.unit} (goal ≤ {self.limit:g}{self.unit})"
 
 
-def report(script: str, figures: dict[str, Any], goals: Sequence[Goal] = ()) -> None:
-    """Print the goals, then one machine-readable line that run_all.py collects (with the load average:
-    the machine may be shared, and a busy neighbour shows there)."""
+def report(script: str, figures: dict[str, Any], goals: Sequence[Goal] = (), logs: "LogTally | None" = None) -> None:
+    """Print the product's tallied warnings and the goals, then one machine-readable line that
+    run_all.py collects (with the load average: the machine may be shared, and a neighbour shows there)."""
     figures = {**figures, "loadavg_1m": round(os.getloadavg()[0], 2)}
+    if logs is not None:
+        print("\n".join(logs.lines()) or "log: no warnings or errors")
+        figures["log_warnings"] = sum(logs.counts.values())
     for goal in goals:
         print(goal)
     print(SUMMARY_PREFIX + json.dumps({"script": script, "figures": figures,
@@ -83,13 +88,43 @@ def report(script: str, figures: dict[str, Any], goals: Sequence[Goal] = ()) -> 
                                                   "unit": g.unit, "ok": g.ok} for g in goals]}), flush=True)
 
 
+class LogTally(logging.Handler):
+    """Counts the product's warnings and errors by message template instead of printing each one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = f"{record.levelname} {record.name}: {record.msg}"
+        if record.exc_info and record.exc_info[1] is not None:
+            key += f" [{record.exc_info[1].__class__.__name__}]"
+        elif record.args:
+            key += f" [{', '.join(str(a) for a in (record.args if isinstance(record.args, tuple) else (record.args,)))[:80]}]"
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def lines(self) -> list[str]:
+        return [f"log: {count}× {key}" for key, count in sorted(self.counts.items(), key=lambda kv: -kv[1])]
+
+
+def tally_logs() -> LogTally:
+    """Route every warning and error of this process to a tally (print `.lines()` at the end)."""
+    tally = LogTally()
+    root = logging.getLogger()
+    root.handlers[:] = [tally]
+    root.setLevel(logging.WARNING)
+    return tally
+
+
 # -- the bot -------------------------------------------------------------------------------------
 
 def bot_env(data_dir: Path, slack_url: str, catalog: Sequence[str | Path], pagerduty: PagerDutyFake | None = None,
-            kubernetes: KubernetesFake | None = None, **extra: str) -> dict[str, str]:
-    """The environment of a bot on SQLite in `data_dir`, talking to the fakes, never refreshing by itself."""
+            kubernetes: KubernetesFake | None = None, *, github_url: str = NO_GITHUB, **extra: str) -> dict[str, str]:
+    """The environment of a bot on SQLite in `data_dir`, talking only to local servers (Slack, GitHub
+    and, when given, PagerDuty and Kubernetes fakes), never refreshing by itself."""
     return {
         "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack_url,
+        "GITHUB_API_URL": github_url,
         "DATABASE_URL": f"sqlite:///{data_dir / 'bot.db'}", "PAVEDROAD_DATA_DIR": str(data_dir / "data"),
         "PAVEDROAD_CATALOG": ",".join(str(c) for c in catalog), "HOST": "127.0.0.1",
         "PAVEDROAD_CATALOG_REFRESH_SECONDS": "0", "LOG_LEVEL": "WARNING",
@@ -105,7 +140,8 @@ def bot_settings(*args: Any, **kwargs: Any) -> Settings:
 
 
 async def start_bot(settings: Settings, load_timeout: float = 600) -> tuple[RunningServer, float]:
-    """The real server (`bot.server.start`, port 0) once its catalog is loaded; and seconds to load it."""
+    """The real server (`bot.server.start`, port 0) once its catalog is loaded; and seconds to load it.
+    Work the server starts after the load (reading docs) may still run: see `GitHubStub.settled`."""
     started = time.perf_counter()
     server = await start(settings, port=0)
     deadline = time.monotonic() + load_timeout
@@ -115,6 +151,41 @@ async def start_bot(settings: Settings, load_timeout: float = 600) -> tuple[Runn
             raise TimeoutError(f"catalog not loaded within {load_timeout}s")
         await asyncio.sleep(0.05)
     return server, time.perf_counter() - started
+
+
+class GitHubStub:
+    """A local stand-in for api.github.com in which no file exists (404), counting the requests:
+    with a default GITHUB_API_URL the bot would read docs from the real GitHub."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> "GitHubStub":
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        self._runner, self.url = await serve(app)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _not_found(self, _: web.Request) -> web.Response:
+        self.requests += 1
+        return web.json_response({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}, status=404)
+
+    async def settled(self, timeout: float = 600, quiet: float = 2.0) -> float:
+        """Wait for `quiet` seconds without a request (the bot's docs reading is over); the seconds
+        until the last request. Bounded by `timeout`."""
+        started = time.monotonic()
+        seen, last = self.requests, started
+        while time.monotonic() - last < quiet and time.monotonic() - started < timeout:
+            await asyncio.sleep(0.1)
+            if self.requests != seen:
+                seen, last = self.requests, time.monotonic()
+        return last - started
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:

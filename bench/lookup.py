@@ -54,20 +54,21 @@ def typo(rng: random.Random, name: str) -> str:
 
 
 def queries(index: CatalogIndex, count: int) -> list[tuple[str, str, Entity]]:
-    """(category, query, the entity meant), a quarter of each category, seeded."""
+    """(category, query, the entity meant), a quarter of each category, seeded (drawn with
+    replacement, so small catalogs work too)."""
     rng = random.Random(SEED)
     entities = [e for e in index.entities.values() if e.kind != "Location"]
     titled = [e for e in entities if e.title]
     quarter = count // 4
     found: list[tuple[str, str, Entity]] = []
-    for entity in rng.sample(entities, quarter):
+    for entity in rng.choices(entities, k=quarter):
         found.append(("name", entity.name, entity))
-    for entity in rng.sample(titled, quarter):
+    for entity in rng.choices(titled, k=quarter):
         found.append(("title", entity.title, entity))
-    for entity in rng.sample(entities, quarter):
+    for entity in rng.choices(entities, k=quarter):
         short = rng.random() < 0.5 and entity.namespace == "default"
         found.append(("reference", f"{entity.kind.lower()}:{entity.name}" if short else entity.key, entity))
-    for entity in rng.sample(entities, count - 3 * quarter):
+    for entity in rng.choices(entities, k=count - 3 * quarter):
         found.append(("typo", typo(rng, entity.name), entity))
     rng.shuffle(found)
     return found

@@ -127,12 +127,12 @@ def register(app: AsyncApp, services: Services) -> None:
 
     async def accept_from_thread(client: AsyncWebClient, channel: str, answer_ts: str, by: str) -> bool:
         thread = (await client.conversations_replies(channel=channel, ts=answer_ts, limit=200)).get("messages") or []
-        if not thread or thread[0].get("ts") == answer_ts:
-            return False  # a reaction on the question itself is not an answer
         answer = next((m for m in thread if m.get("ts") == answer_ts), None)
-        if answer is None or not (answer.get("text") or "").strip():
-            return False
-        await office_hours.accept(channel, thread[0]["ts"], thread[0].get("text", ""), answer["text"], by)
+        parent_ts = (answer or {}).get("thread_ts")
+        question = next((m for m in thread if m.get("ts") == parent_ts), None)
+        if answer is None or question is None or parent_ts == answer_ts or not (answer.get("text") or "").strip():
+            return False  # not a reply in a thread (a reaction on the question itself is not an answer)
+        await office_hours.accept(channel, question["ts"], question.get("text", ""), answer["text"], by)
         return True
 
     async def on_reaction(event: dict[str, Any], client: AsyncWebClient) -> None:
