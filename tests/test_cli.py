@@ -94,3 +94,13 @@ def test_an_unreachable_database_stops_start_up_with_one_line(tmp_path):
     result = pavedroad("catalog", "refresh", tmp_path=tmp_path, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "pavedroad: cannot start:" in result.stderr and "DATABASE_URL" in result.stderr
+
+
+def test_the_manifest_lists_every_command_the_bot_registers():
+    import yaml
+    from commands import CAPABILITIES
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    listed = {c["command"] for c in manifest["features"]["slash_commands"]}
+    registered = {usage.split()[0] for capability in CAPABILITIES for usage, _ in capability.HELP}
+    assert listed == registered
+    assert {"app_home_opened", "app_mention", "reaction_added", "message.channels"} <= set(manifest["settings"]["event_subscriptions"]["bot_events"])
