@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -56,47 +55,58 @@ def build_web_app(app: AsyncApp, services: Services) -> web.Application:
         web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
-    web_app.cleanup_ctx.append(_background_jobs(services))
     return web_app
 
 
-def _background_jobs(services: Services):
-    async def jobs(_: web.Application):
-        tasks = [asyncio.create_task(_every(services.settings.catalog_refresh_seconds, services.refresh, "catalog refresh")),
-                 asyncio.create_task(_every(600, services.deliveries.forget_old, "delivery log cleanup"))]
-        if services.kubernetes is not None:
-            tasks.append(asyncio.create_task(_every(services.settings.reaper_interval_seconds, services.reaper.run, "reaper")))
-        yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    return jobs
+class Jobs:
+    """Background jobs that are never cancelled half-way: a cancelled database call can leave its
+    connection unable to close, so on stop each job finishes the run it is in, then returns."""
 
+    def __init__(self) -> None:
+        self.stopping = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
 
-async def _until_done(job: Callable[[], Awaitable[object]], name: str) -> None:
-    """Retry with back-off until the job succeeds once (the first catalog load, for `/readyz`)."""
-    delay = 1.0
-    while True:
+    def every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+        if seconds > 0:
+            self.tasks.append(asyncio.create_task(self._every(seconds, job, name)))
+
+    def until_done(self, job: Callable[[], Awaitable[object]], name: str) -> None:
+        """Retry with back-off until the job succeeds once (the first catalog load, for `/readyz`)."""
+        self.tasks.append(asyncio.create_task(self._until_done(job, name)))
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait, or return True at once when stopping."""
         try:
-            await job()
-            return
-        except Exception:
-            log.exception("%s failed; trying again in %.0fs", name, delay)
-            await asyncio.sleep(delay)
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+            return True
+        except TimeoutError:
+            return False
+
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+        while not await self._pause(seconds):
+            try:
+                await job()
+            except Exception:
+                log.exception("%s failed; trying again in %ss", name, seconds)
+
+    async def _until_done(self, job: Callable[[], Awaitable[object]], name: str) -> None:
+        delay = 1.0
+        while not self.stopping.is_set():
+            try:
+                await job()
+                return
+            except Exception:
+                log.exception("%s failed; trying again in %.0fs", name, delay)
+            if await self._pause(delay):
+                return
             delay = min(delay * 2, 60.0)
 
-
-async def _every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
-    if seconds <= 0:
-        return
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await job()
-        except Exception:
-            log.exception("%s failed; trying again in %ss", name, seconds)
+    async def stop(self, grace: float = 30.0) -> None:
+        self.stopping.set()
+        if self.tasks:
+            _, late = await asyncio.wait(self.tasks, timeout=grace)
+            for task in late:  # a job stuck past the grace period is cancelled after all
+                task.cancel()
 
 
 @dataclass
@@ -105,12 +115,11 @@ class RunningServer:
     app: AsyncApp
     services: Services
     runner: web.AppRunner
-    jobs: list[asyncio.Task]
+    jobs: Jobs
     socket_mode: Any = None
 
     async def stop(self) -> None:
-        for job in self.jobs:
-            job.cancel()
+        await self.jobs.stop()
         if self.socket_mode is not None:
             await self.socket_mode.close_async()
         await self.runner.cleanup()
@@ -129,9 +138,14 @@ async def start(settings: Settings, port: int | None = None) -> RunningServer:
     site = web.TCPSite(runner, settings.host, settings.port if port is None else port)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    server = RunningServer(f"http://{settings.host}:{bound}", app, services, runner,
-                           [asyncio.create_task(_until_done(services.refresh, "first catalog load")),
-                            asyncio.create_task(_every(60, lambda: post_digest_if_due(client, services), "office-hours digest"))])
+    jobs = Jobs()
+    jobs.until_done(services.refresh, "first catalog load")
+    jobs.every(settings.catalog_refresh_seconds, services.refresh, "catalog refresh")
+    jobs.every(600, services.deliveries.forget_old, "delivery log cleanup")
+    jobs.every(60, lambda: post_digest_if_due(client, services), "office-hours digest")
+    if services.kubernetes is not None:
+        jobs.every(settings.reaper_interval_seconds, services.reaper.run, "reaper")
+    server = RunningServer(f"http://{settings.host}:{bound}", app, services, runner, jobs)
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
