@@ -11,12 +11,15 @@ import json
 import logging
 import math
 import os
+import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
 
 import aiohttp
+import yaml
 from aiohttp import web
 
 from bot.config import Settings, load_settings
@@ -98,7 +101,8 @@ class LogTally(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         key = f"{record.levelname} {record.name}: {record.msg}"
         if record.exc_info and record.exc_info[1] is not None:
-            key += f" [{record.exc_info[1].__class__.__name__}]"
+            error = record.exc_info[1]
+            key += f" [{error.__class__.__module__}.{error.__class__.__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}]"
         elif record.args:
             key += f" [{', '.join(str(a) for a in (record.args if isinstance(record.args, tuple) else (record.args,)))[:80]}]"
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -159,6 +163,8 @@ class GitHubStub:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.files: Counter[str] = Counter()  # requests by file name asked for (mkdocs.yml, index.md, ...)
+        self.last_request = 0.0  # time.monotonic() of the latest request
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -172,20 +178,27 @@ class GitHubStub:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _not_found(self, _: web.Request) -> web.Response:
+    async def _not_found(self, request: web.Request) -> web.Response:
         self.requests += 1
+        self.files[request.path.rsplit("/", 1)[-1]] += 1
+        self.last_request = time.monotonic()
         return web.json_response({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}, status=404)
 
-    async def settled(self, timeout: float = 600, quiet: float = 2.0) -> float:
-        """Wait for `quiet` seconds without a request (the bot's docs reading is over); the seconds
-        until the last request. Bounded by `timeout`."""
+    async def settled(self, timeout: float = 600, quiet: float = 5.0, first_within: float = 60.0) -> tuple[bool, float]:
+        """Wait for the bot's docs reading to be over: its first request (if one comes within
+        `first_within` seconds), then `quiet` seconds without one. Returns (over, seconds waited);
+        not over when `timeout` seconds pass first."""
         started = time.monotonic()
-        seen, last = self.requests, started
-        while time.monotonic() - last < quiet and time.monotonic() - started < timeout:
+        seen = self.requests
+        while self.requests == seen and time.monotonic() - started < min(first_within, timeout):
             await asyncio.sleep(0.1)
-            if self.requests != seen:
-                seen, last = self.requests, time.monotonic()
-        return last - started
+        if self.requests == seen:
+            return True, time.monotonic() - started  # nothing to read
+        while time.monotonic() - self.last_request < quiet:
+            if time.monotonic() - started >= timeout:
+                return False, time.monotonic() - started
+            await asyncio.sleep(0.1)
+        return True, self.last_request - started
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -237,6 +250,26 @@ async def slash_command(http: aiohttp.ClientSession, bot_url: str, slack: SlackF
     async with http.post(f"{bot_url}/slack/events", data=body, headers=headers) as response:
         await response.read()
         return response.status, sent, time.perf_counter() - sent, response_url
+
+
+async def background_settled(server: RunningServer, github: GitHubStub, timeout: float) -> tuple[bool, float]:
+    """Wait (at most `timeout` s) for the work the server does after starting, the first catalog load
+    and the docs reading that follows it: its `_until_done` job when it has one, else the GitHub
+    stub's quiet. Returns (over, seconds waited)."""
+    started = time.monotonic()
+    first_load = [job for job in server.jobs if getattr(job.get_coro(), "__name__", "") == "_until_done"]
+    if not first_load:
+        return await github.settled(timeout)
+    done, _ = await asyncio.wait(first_load, timeout=timeout)
+    return bool(done), time.monotonic() - started
+
+
+def sample_names(catalog: Path, count: int, seed: int = 11) -> list[str]:
+    """Entity names from the first ten files of a synthetic catalog (cheaper than loading it)."""
+    names = []
+    for path in sorted(catalog.parent.rglob("entities-*.yaml"))[:10]:
+        names += [doc["metadata"]["name"] for doc in yaml.load_all(path.read_bytes(), Loader=yaml.CSafeLoader)]
+    return random.Random(seed).sample(names, min(count, len(names)))
 
 
 # -- load ----------------------------------------------------------------------------------------

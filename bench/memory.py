@@ -3,8 +3,10 @@
 Starts `python -m bot serve` in a subprocess (SQLite, Slack API pointed at a SlackFake in this
 process), waits for `/healthz` (listening) and `/readyz` (catalog loaded), sends `--lookups`
 signed `/whoowns` commands and waits for their answers, then reads `VmHWM` (peak RSS) and `VmRSS`
-from /proc/<pid>/status. Twice: a cold start on an empty database, then a restart on the database
-the first run filled (the path a deployment takes every time it restarts).
+from /proc/<pid>/status; also the peak once `/readyz` is 200 and once the docs reading the server
+starts after each catalog load is over (GitHub is a local stub in which no file exists; waiting at
+most 120 s). Twice: a cold start on an empty database, then a restart on the database the first
+run filled (the path a deployment takes every time it restarts).
 
     .venv/bin/python bench/memory.py [--entities 100000] [--lookups 300]
 
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import signal
 import socket
 import subprocess
@@ -26,13 +27,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
-import yaml  # noqa: E402
 
 from bench.common import (ROOT, GitHubStub, Goal, TimedSlackFake, bot_env, client, latency_line, report,  # noqa: E402
-                          run_load, slash_command, tally_logs)
+                          run_load, sample_names, slash_command, tally_logs)
 from bench.synthetic_catalog import ensure  # noqa: E402
 
 START_TIMEOUT = 600
+SETTLE_TIMEOUT = 120
 CONCURRENCY = 20
 
 
@@ -46,14 +47,6 @@ def memory_mb(pid: int) -> dict[str, float]:
     """VmHWM (peak resident set) and VmRSS of a process, in MB."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return {name: int(fields[name].split()[0]) / 1024 for name in ("VmHWM", "VmRSS")}
-
-
-def sample_names(catalog: Path, count: int) -> list[str]:
-    """Entity names from a few of the catalog's files (cheaper than loading it here)."""
-    names = []
-    for path in sorted(catalog.parent.rglob("entities-*.yaml"))[:10]:
-        names += [doc["metadata"]["name"] for doc in yaml.load_all(path.read_bytes(), Loader=yaml.CSafeLoader)]
-    return random.Random(11).sample(names, min(count, len(names)))
 
 
 async def wait_for(http: aiohttp.ClientSession, url: str, process: subprocess.Popen, deadline: float) -> float:
@@ -86,7 +79,7 @@ async def run_server(label: str, data_dir: Path, slack: TimedSlackFake, github: 
                 ready_s = listen_s + await wait_for(http, f"{url}/readyz", process, deadline)
                 at_ready = memory_mb(process.pid)
                 requests_before = github.requests
-                settle_s = await github.settled()
+                docs_read, settle_s = await github.settled(SETTLE_TIMEOUT, quiet=35)  # > the 30 s DB pool timeout
                 at_settled = memory_mb(process.pid)
 
                 async def one(i: int) -> float:
@@ -106,11 +99,12 @@ async def run_server(label: str, data_dir: Path, slack: TimedSlackFake, github: 
                 process.kill()
                 process.wait(10)
     print(f"{label}: listening after {listen_s:.1f} s, /readyz 200 after {ready_s:.1f} s (peak RSS {at_ready['VmHWM']:.0f} MB); "
-          f"docs reading {settle_s:.1f} s more ({github.requests - requests_before:,} GitHub requests; peak {at_settled['VmHWM']:.0f} MB); "
+          f"docs reading {'took' if docs_read else 'not over after'} {settle_s:.0f} s ({github.requests - requests_before:,} GitHub requests; "
+          f"peak {at_settled['VmHWM']:.0f} MB); "
           f"after {len(result.latencies)} lookups (errors {len(result.errors)}): peak {after['VmHWM']:.0f} MB, current {after['VmRSS']:.0f} MB")
     print(latency_line(f"{label}: answers", result.latencies))
     return {"listen_s": round(listen_s, 1), "ready_s": round(ready_s, 1), "peak_at_ready_mb": round(at_ready["VmHWM"]),
-            "docs_reading_s": round(settle_s, 1), "peak_after_docs_mb": round(at_settled["VmHWM"]),
+            "docs_read": docs_read, "docs_reading_s": round(settle_s, 1), "peak_after_docs_mb": round(at_settled["VmHWM"]),
             "peak_mb": round(after["VmHWM"]), "rss_mb": round(after["VmRSS"]), "lookup_errors": len(result.errors)}
 
 
