@@ -34,7 +34,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp  # noqa: E402
 
 from bench.common import (GitHubStub, Goal, LoadResult, TimedSlackFake, background_settled, bot_settings,  # noqa: E402
                           client, latency_line, latency_ms, report, run_load, sample_names, serve, slash_command,
-                          start_bot, tally_logs)
+                          start_bot, stop_bot, tally_logs)
 from bench.synthetic_catalog import ensure  # noqa: E402
 from bot.app import slack_client  # noqa: E402
 from bot.config import Settings  # noqa: E402
@@ -103,7 +103,7 @@ async def main(entities: int, total: int, concurrency: int, settle_timeout: floa
                 real, urls = await hammer(server.url, slack, names, total, concurrency)
                 answers = await asyncio.gather(*(slack.answer(u, 60) for u, _ in urls))
             finally:
-                await server.stop()
+                await stop_bot(server)
     answer_s = [a[1] - sent for a, (_, sent) in zip(answers, urls) if a is not None]
     print(ack_row("real server: ack", real) + f"  ({github.requests - before:,} GitHub requests meanwhile)")
     print(latency_line("real server: answer", answer_s) + f"  {len(answer_s)}/{len(urls)} delivered")

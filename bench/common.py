@@ -157,6 +157,17 @@ async def start_bot(settings: Settings, load_timeout: float = 600) -> tuple[Runn
     return server, time.perf_counter() - started
 
 
+async def stop_bot(server: RunningServer, timeout: float = 60) -> float:
+    """`server.stop()`, bounded: it waits for running background jobs to finish their run. Returns
+    the seconds it took; gives up (leaving the rest to the end of the event loop) after `timeout`."""
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(server.stop(), timeout)
+    except TimeoutError:
+        print(f"server.stop() had not returned after {timeout:g} s (a background job was still running)")
+    return time.perf_counter() - started
+
+
 class GitHubStub:
     """A local stand-in for api.github.com in which no file exists (404), counting the requests:
     with a default GITHUB_API_URL the bot would read docs from the real GitHub."""
@@ -257,7 +268,8 @@ async def background_settled(server: RunningServer, github: GitHubStub, timeout:
     and the docs reading that follows it: its `_until_done` job when it has one, else the GitHub
     stub's quiet. Returns (over, seconds waited)."""
     started = time.monotonic()
-    first_load = [job for job in server.jobs if getattr(job.get_coro(), "__name__", "") == "_until_done"]
+    tasks = getattr(server.jobs, "tasks", server.jobs)  # a list of tasks, or a `Jobs` holding them
+    first_load = [task for task in tasks if getattr(task.get_coro(), "__name__", "") == "_until_done"]
     if not first_load:
         return await github.settled(timeout)
     done, _ = await asyncio.wait(first_load, timeout=timeout)

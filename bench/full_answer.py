@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (GitHubStub, Goal, TimedSlackFake, background_settled, bot_settings, client,  # noqa: E402
-                          latency_line, latency_ms, report, run_load, slash_command, start_bot, tally_logs)
+                          latency_line, latency_ms, report, run_load, slash_command, start_bot, stop_bot, tally_logs)
 from bench.synthetic_catalog import ensure  # noqa: E402
 from bot.config import DEMO_CATALOG  # noqa: E402
 from tests.fakes.kubernetes import KubernetesFake  # noqa: E402
@@ -70,7 +70,7 @@ async def measure(catalog: list[str | Path], total: int, concurrency: int) -> di
                     alone = await run_load(SEQUENTIAL, 1, one)
                     loaded = await run_load(total, concurrency, one)
             finally:
-                await server.stop()
+                await stop_bot(server)
     print(latency_line("one at a time", alone.latencies))
     print(latency_line(f"{concurrency} at a time", loaded.latencies) + f"  {loaded.rate:5.1f} answers/s")
     print(f"incomplete answers: {len(incomplete)}; errors: {len(alone.errors) + len(loaded.errors)} "

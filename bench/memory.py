@@ -92,20 +92,24 @@ async def run_server(label: str, data_dir: Path, slack: TimedSlackFake, github: 
                 result = await run_load(lookups, CONCURRENCY, one)
                 after = memory_mb(process.pid)
         finally:
+            stopping = time.perf_counter()
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(30)
+                stopped = f"stopped {time.perf_counter() - stopping:.1f} s after SIGTERM"
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+                stopped = "still running 30 s after SIGTERM: killed"
     print(f"{label}: listening after {listen_s:.1f} s, /readyz 200 after {ready_s:.1f} s (peak RSS {at_ready['VmHWM']:.0f} MB); "
           f"docs reading {'took' if docs_read else 'not over after'} {settle_s:.0f} s ({github.requests - requests_before:,} GitHub requests; "
           f"peak {at_settled['VmHWM']:.0f} MB); "
           f"after {len(result.latencies)} lookups (errors {len(result.errors)}): peak {after['VmHWM']:.0f} MB, current {after['VmRSS']:.0f} MB")
-    print(latency_line(f"{label}: answers", result.latencies))
+    print(latency_line(f"{label}: answers", result.latencies) + f"  (server {stopped})")
     return {"listen_s": round(listen_s, 1), "ready_s": round(ready_s, 1), "peak_at_ready_mb": round(at_ready["VmHWM"]),
             "docs_read": docs_read, "docs_reading_s": round(settle_s, 1), "peak_after_docs_mb": round(at_settled["VmHWM"]),
-            "peak_mb": round(after["VmHWM"]), "rss_mb": round(after["VmRSS"]), "lookup_errors": len(result.errors)}
+            "peak_mb": round(after["VmHWM"]), "rss_mb": round(after["VmRSS"]), "lookup_errors": len(result.errors),
+            "stop": stopped}
 
 
 async def main(entities: int, lookups: int) -> None:
