@@ -29,7 +29,7 @@ async def test_entities_are_read_page_by_page_and_survive_an_outage(tmp_path):
         assert (report.entities, report.problems) == (1204, 0)
         pages = [r for r in backstage.requests if r.path == "/api/catalog/entities/by-query"]
         assert len(pages) >= 3 and all(r.headers["Authorization"] == "Bearer backstage-token" for r in pages)
-        assert catalog.index.related("component:default/svc-7", "ownedBy") == ["group:default/team-a"]
+        assert catalog.index.related("component:default/svc-7", "ownedBy") == ("group:default/team-a",)
 
         backstage.fail_status = 503
         await catalog.refresh()

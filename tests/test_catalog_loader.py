@@ -166,3 +166,29 @@ def test_references_take_the_referring_entity_namespace(tmp_path):
     entity = next(e for s in result.sources.values() for e in s.entities)
     assert [(r.relation, r.target) for r in entity.refs] == [
         ("ownedBy", "group:ops/sre"), ("dependsOn", "resource:ops/db"), ("dependsOn", "component:default/b")]
+
+
+def test_many_changed_files_are_parsed_in_worker_processes_with_the_same_result(tmp_path):
+    """Past PARALLEL_FILES changed files the loader parses in worker processes; what it loads,
+    and every problem with its line, must be what one process loads."""
+    targets = []
+    for number in range(40):
+        extra = "  dependsOn: [component:missing]" if number % 10 == 0 else ""
+        write(tmp_path / f"teams/t{number:02d}.yaml", component(f"svc-{number}", extra=extra) + "---\nnot: backstage\n")
+        targets.append(f"  - ./teams/t{number:02d}.yaml")
+    write(tmp_path / "bad.yaml", "key: [unclosed\n")
+    write(tmp_path / "all.yaml", "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: all\n"
+                                 "spec:\n  targets:\n" + "\n".join(targets + ["  - ./bad.yaml", "  - ./all.yaml"]) + "\n")
+
+    def flatten(workers: int) -> tuple[list[tuple[str, bytes]], list[str]]:
+        result = CatalogLoader(1_000_000, workers=workers).load([str(tmp_path / "all.yaml")])
+        entities = sorted((e.key, e.body) for s in result.sources.values() for e in s.entities)
+        problems = sorted(str(p) for s in result.sources.values() for p in s.problems) + sorted(map(str, result.problems))
+        return entities, problems
+
+    parallel, serial = flatten(2), flatten(1)
+    assert parallel == serial
+    assert len(parallel[0]) == 41  # 40 components and the Location
+    assert any("bad.yaml:2" in p and "invalid YAML" in p for p in parallel[1])
+    assert any("Location cycle" in p for p in parallel[1])
+    assert sum("not a Backstage entity" in p for p in parallel[1]) == 40

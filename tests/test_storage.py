@@ -35,16 +35,16 @@ async def test_catalog_is_recorded_restored_and_only_changes_are_reread(database
 
     restored = await catalog_in(db, root)           # a restart: served from the record before any file is read
     assert restored.loaded and set(restored.index.entities) == set(first.index.entities)
-    assert restored.index.related("component:default/artist-lookup", "ownedBy") == ["group:default/team-a"]
+    assert restored.index.related("component:default/artist-lookup", "ownedBy") == ("group:default/team-a",)
 
     path = root / "components" / "artist-lookup-component.yaml"
     path.write_text(path.read_text().replace("owner: team-a", "owner: team-b"))
     (root / "acme" / "team-d-group.yaml").write_text("")   # the file is now empty: its entities go
     report = await restored.refresh()
     assert report.changed_sources == 2
-    assert restored.index.related("component:default/artist-lookup", "ownedBy") == ["group:default/team-b"]
+    assert restored.index.related("component:default/artist-lookup", "ownedBy") == ("group:default/team-b",)
     again = await catalog_in(db, root)
-    assert again.index.related("component:default/artist-lookup", "ownedBy") == ["group:default/team-b"]
+    assert again.index.related("component:default/artist-lookup", "ownedBy") == ("group:default/team-b",)
     assert set(again.index.entities) == set(restored.index.entities)
     await db.close()
 

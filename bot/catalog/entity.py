@@ -63,7 +63,7 @@ class Reference:
     line: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entity:
     key: str
     kind: str
@@ -97,6 +97,12 @@ class Entity:
         profile = self.spec.get("profile") or {}
         return self.title or profile.get("displayName") or self.name
 
+
+
+def compact_json(doc: Any) -> bytes:
+    """`doc` as JSON bytes of their own size: orjson's result keeps a buffer of at least 4 KB
+    behind it, which at 100k entities is 400 MB for 77 MB of JSON."""
+    return bytes(memoryview(orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)))
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:
@@ -204,8 +210,8 @@ def validate(doc: Any, line_of: Callable[[str], int], source: str) -> tuple[Enti
                 continue
             refs.append(Reference(field_name, relation, sys.intern(str(target)), line_of(path)))
     entity = Entity(
-        key=sys.intern(key), kind=kind, namespace=namespace.lower(), name=name, title=title or "",
-        source=source, line=line_of(""), body=orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS),
+        key=sys.intern(key), kind=kind, namespace=sys.intern(namespace.lower()), name=name, title=title or "",
+        source=source, line=line_of(""), body=compact_json(doc),
         refs=tuple(refs),
     )
     return entity, problems

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sys
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import orjson
 from sqlalchemy import delete, insert, select
@@ -23,6 +24,7 @@ from integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
 INSERT_BATCH = 5_000
+REGISTERED = "registered:"  # sources added by `register` (the scaffolder), kept across refreshes
 
 
 @dataclass(frozen=True)
@@ -38,13 +40,12 @@ def _problems_json(problems: Sequence[Problem]) -> str:
     return orjson.dumps([[p.source, p.line, p.message, p.entity] for p in problems]).decode()
 
 
-def _entity_from_row(row: CatalogEntity) -> Entity:
-    doc = orjson.loads(row.body)
-    metadata = doc.get("metadata") or {}
+def _entity_from_row(key: str, source_key: str, kind: str, line: int, body: str, refs: str) -> Entity:
+    metadata = orjson.loads(body).get("metadata") or {}
     return Entity(
-        key=row.key, kind=row.kind, namespace=(metadata.get("namespace") or "default").lower(),
-        name=metadata.get("name", ""), title=metadata.get("title") or "", source=row.source_key, line=row.line,
-        body=row.body.encode(), refs=tuple(Reference(*r) for r in orjson.loads(row.refs)),
+        key=sys.intern(key), kind=kind, namespace=sys.intern((metadata.get("namespace") or "default").lower()),
+        name=metadata.get("name", ""), title=metadata.get("title") or "", source=sys.intern(source_key), line=line,
+        body=body.encode(), refs=tuple(Reference(f, r, sys.intern(t), n) for f, r, t, n in orjson.loads(refs)),
     )
 
 
@@ -65,14 +66,18 @@ class CatalogService:
 
     async def restore(self) -> None:
         """Serve what the database recorded at once, before the first refresh re-reads files."""
+        columns = (CatalogEntity.key, CatalogEntity.source_key, CatalogEntity.kind, CatalogEntity.line,
+                   CatalogEntity.body, CatalogEntity.refs)
         async with self.db.session() as session:
             sources = (await session.exec(select(CatalogSource))).scalars().all()
-            rows = (await session.exec(select(CatalogEntity))).scalars().all()
-        if not sources:
-            return
+            if not sources:
+                return
+            # Plain rows, not ORM objects: 100k of those cost seconds and hundreds of MB.
+            rows = (await session.exec(select(*columns))).all()
         by_source: dict[str, list[Entity]] = {s.key: [] for s in sources}
         for row in rows:
-            by_source.setdefault(row.source_key, []).append(_entity_from_row(row))
+            by_source.setdefault(row[1], []).append(_entity_from_row(*row))
+        del rows
         self._sources = {
             s.key: Source(s.key, s.digest, tuple(by_source[s.key]), tuple(Problem(*p) for p in orjson.loads(s.problems)))
             for s in sources
@@ -87,6 +92,7 @@ class CatalogService:
             result = await asyncio.to_thread(self.loader.load, self.roots, self._sources)
             if self.backstage is not None:
                 await self._add_backstage(result)
+            result.sources.update({k: s for k, s in self._sources.items() if k.startswith(REGISTERED)})
             changed = [s for key, s in result.sources.items() if self._sources.get(key) is not s]
             removed = [key for key in self._sources if key not in result.sources]
             if changed or removed:
@@ -102,6 +108,24 @@ class CatalogService:
             log.info("catalog refreshed: %d entities, %d file(s) changed, %d removed, %d problem(s) in %.2fs",
                      report.entities, report.changed_sources, report.removed_sources, report.problems, report.seconds)
             return report
+
+    async def register(self, location: str, documents: Sequence[Any]) -> tuple[list[Entity], list[Problem]]:
+        """Add entities now (a component just created), recorded under `location` so a refresh or a
+        restart keeps them; registering the same location again replaces what it held."""
+        key = REGISTERED + location
+        entities, problems = [], []
+        for doc in documents:
+            entity, found = validate(doc, lambda _path: 0, key)
+            problems.extend(found)
+            if entity is not None:
+                entities.append(entity)
+        digest = hashlib.blake2b(orjson.dumps(list(documents), option=orjson.OPT_NON_STR_KEYS), digest_size=16).hexdigest()
+        async with self._lock:
+            source = Source(key, digest, tuple(entities), tuple(problems))
+            await self._persist([source], [])
+            self._sources = {**self._sources, key: source}
+            self.index = await asyncio.to_thread(self._build_index)
+        return entities, problems
 
     def _build_index(self) -> CatalogIndex:
         entities = (e for source in self._sources.values() for e in source.entities)
