@@ -8,12 +8,17 @@ from __future__ import annotations
 import logging
 from typing import Any, Awaitable, Callable
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook import WebhookResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.config import Settings
 from bot.deliveries import delivery_key
@@ -55,6 +60,23 @@ def profile_lookups(client: AsyncWebClient) -> tuple[Callable[[str], Awaitable[s
     return email_of, slack_id_of
 
 
+class PooledRespond(AsyncRespond):
+    """Bolt's `respond()` over the bot's shared HTTP session: Bolt opens a new connection (and
+    TLS handshake) for every reply; this reuses a few kept-alive ones."""
+
+    def __init__(self, response_url: str, session: aiohttp.ClientSession) -> None:
+        super().__init__(response_url=response_url)
+        self.session = session
+
+    def __deepcopy__(self, memo: dict) -> "PooledRespond":
+        return self  # Bolt deep-copies a request for lazy listeners; a session is shared, not copied
+
+    async def __call__(self, text: str | dict = "", **fields: Any) -> WebhookResponse:  # type: ignore[override]
+        message = text if isinstance(text, dict) else {"text": text, **fields}
+        body = {name: value for name, value in message.items() if value is not None}
+        return await AsyncWebhookClient(self.response_url, session=self.session).send_dict(body)
+
+
 def create_services(settings: Settings, client: AsyncWebClient) -> Services:
     return build_services(settings, SlackNotifier(client, settings), *profile_lookups(client))
 
@@ -77,7 +99,13 @@ def build_app(settings: Settings, services: Services, client: AsyncWebClient, *,
         await next()
         return None
 
+    async def pooled_respond(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
+        if context.response_url:
+            context["respond"] = PooledRespond(context.response_url, services.http)
+        await next()
+
     app.use(skip_handled_deliveries)
+    app.use(pooled_respond)
     for capability in CAPABILITIES:
         capability.register(app, services)
     return app

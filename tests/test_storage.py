@@ -54,10 +54,15 @@ async def test_a_retried_delivery_is_handled_once_even_across_replicas(database_
     await db.migrate()
     replica_a, replica_b = Deliveries(db), Deliveries(db)
     assert await replica_a.already_handled("event_id:Ev1", is_retry=False) is False
-    await asyncio.gather(*replica_a._writes)
+    assert await replica_a.already_handled("event_id:Ev3", is_retry=False) is False
+    await asyncio.sleep(0.5)  # first deliveries reach the database in one batch, in the background
     assert await replica_a.already_handled("event_id:Ev1", is_retry=True) is True
     assert await replica_b.already_handled("event_id:Ev1", is_retry=True) is True    # the other replica sees the record
+    assert await replica_b.already_handled("event_id:Ev3", is_retry=True) is True
     assert await replica_b.already_handled("event_id:Ev2", is_retry=True) is False
+    assert await replica_a.already_handled("event_id:Ev4", is_retry=False) is False
+    await replica_a.close()  # a stop writes what is pending
+    assert await replica_b.already_handled("event_id:Ev4", is_retry=True) is True
     await replica_b.forget_old()
     await db.close()
 
