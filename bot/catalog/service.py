@@ -40,6 +40,17 @@ def _problems_json(problems: Sequence[Problem]) -> str:
     return orjson.dumps([[p.source, p.line, p.message, p.entity] for p in problems]).decode()
 
 
+def _batches(items: Iterable[Entity], size: int) -> Iterator[list[Entity]]:
+    batch: list[Entity] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _entity_from_row(key: str, source_key: str, kind: str, line: int, body: str, refs: str) -> Entity:
     metadata = orjson.loads(body).get("metadata") or {}
     return Entity(
@@ -167,19 +178,23 @@ class CatalogService:
             if changed:
                 await session.exec(insert(CatalogSource), params=[
                     {"key": s.key, "digest": s.digest, "problems": _problems_json(s.problems), "loaded_at": now} for s in changed])
-            rows = [{"key": e.key, "source_key": e.source, "kind": e.kind, "line": e.line, "body": e.body.decode(),
-                     "refs": orjson.dumps([[r.field, r.relation, r.target, r.line] for r in e.refs]).decode()}
-                    for s in changed for e in s.entities]
-            # The same entity in two files is a reported conflict; the record keeps the one it has
-            # (from a file that did not change) or else the first.
-            unique = list({row["key"]: row for row in reversed(rows)}.values())
-            stored: set[str] = set()
-            for start in range(0, len(unique), 500):
-                keys = [row["key"] for row in unique[start:start + 500]]
-                stored.update((await session.exec(select(CatalogEntity.key).where(CatalogEntity.key.in_(keys)))).scalars())
-            unique = [row for row in unique if row["key"] not in stored]
-            for start in range(0, len(unique), INSERT_BATCH):
-                await session.exec(insert(CatalogEntity), params=unique[start:start + INSERT_BATCH])
+            # In batches, so 100k entities never sit in memory twice over as rows. The same entity
+            # in two files is a reported conflict; the record keeps the one it has (from a file
+            # that did not change) or else the first.
+            seen: set[str] = set()
+            for batch in _batches((e for s in changed for e in s.entities), INSERT_BATCH):
+                fresh = []
+                for entity in batch:
+                    if entity.key not in seen:
+                        seen.add(entity.key)
+                        fresh.append(entity)
+                stored = set((await session.exec(select(CatalogEntity.key).where(
+                    CatalogEntity.key.in_([e.key for e in fresh])))).scalars())
+                rows = [{"key": e.key, "source_key": e.source, "kind": e.kind, "line": e.line, "body": e.body.decode(),
+                         "refs": orjson.dumps([[r.field, r.relation, r.target, r.line] for r in e.refs]).decode()}
+                        for e in fresh if e.key not in stored]
+                if rows:
+                    await session.exec(insert(CatalogEntity), params=rows)
             await session.commit()
 
 
