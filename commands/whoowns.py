@@ -174,17 +174,17 @@ def dependencies_text(index: CatalogIndex, key: str) -> str:
 def register(app: AsyncApp, services: Services) -> None:
     catalog, ownership, people, paging = services.catalog, services.ownership, services.people, services.paging
 
-    async def acknowledge(ack: AsyncAck, command: dict[str, Any]) -> None:
-        if query_text(command.get("text")):
-            await ack()
-        else:
-            await ack(text=USAGE)
+    # One listener that acknowledges, then answers: the answer continues after Bolt has sent the
+    # acknowledgement. Lazy listeners would deep-copy every request first, and this is the
+    # command an incident brings fifty of at once.
+    async def answer(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        query = query_text(command.get("text"))
+        await ack(**({} if query else {"text": USAGE}))
+        if query:
+            await _answer(query, respond=respond)
 
     @guarded
-    async def answer(command: dict[str, Any], respond: AsyncRespond) -> None:
-        query = query_text(command.get("text"))
-        if not query:
-            return
+    async def _answer(query: str, *, respond: AsyncRespond) -> None:
         if not catalog.loaded:
             await respond(response_type="ephemeral", text="The catalog is still loading; try again in a few seconds.")
             return
@@ -247,7 +247,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await respond(response_type="in_channel", replace_original=False,
                       text=f":rotating_light: <@{person.slack_id}> paged on-call for *{escape(entity.display_name)}* ({via}).")
 
-    app.command("/whoowns")(ack=acknowledge, lazy=[answer])
+    app.command("/whoowns")(answer)
     app.action("whoowns_share")(ack=ack_action, lazy=[share])
     app.action("whoowns_dependencies")(ack=ack_action, lazy=[dependencies])
     app.action("whoowns_page")(ack=ack_action, lazy=[page])
