@@ -7,11 +7,16 @@ Scripts are run as files (`.venv/bin/python bench/x.py`), so each puts the repos
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import logging
 import math
 import os
 import random
+import re
+import signal
+import socket
+import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -326,3 +331,131 @@ async def run_load(total: int, concurrency: int, one: Callable[[int], Awaitable[
 def client(concurrency: int) -> aiohttp.ClientSession:
     """An HTTP client with one keep-alive connection per concurrent request."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency))
+
+
+# -- servers in processes of their own -----------------------------------------------------------
+
+LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+): (.*)$")
+TRACEBACK_NOISE = ("Traceback ", "During handling of ", "The above exception ")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server that takes its port from PORT)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process (all its threads) has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: SIGTERM this child if the benchmark dies (run_all's watchdog kills only the benchmark)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def tally_log_file(path: Path, tally: LogTally, label: str) -> None:
+    """Add the warnings and errors a process wrote to `path` (the bot's format, `%(asctime)s
+    %(levelname)s %(name)s: %(message)s`, tracebacks after their record) to `tally`, keyed by
+    `label`. Records are grouped by their message with the variable-looking words (those holding a
+    digit, `:`, `/`, `.`, `=` or a quote) masked, since only the formatted text is left; the first
+    one of each group is shown."""
+    records: list[list[str]] = []
+    stray: list[str] = []  # lines outside any record (a crash's traceback before logging is set up)
+    for line in path.read_text(errors="replace").splitlines():
+        match = LOG_RECORD.match(line)
+        if match:
+            records.append([match.group(1), match.group(2), match.group(3)])
+        elif records:
+            records[-1].append(line)
+        elif line.strip():
+            stray.append(line)
+    if stray:
+        records.append(["STDERR", "-", stray[-1]])
+    shown: dict[tuple[str, ...], str] = {}
+    counts: Counter[tuple[str, ...]] = Counter()
+    for level, name, message, *more in records:
+        if level in ("DEBUG", "INFO"):
+            continue
+        error = next((m for m in reversed(more) if m.strip() and not m[:1].isspace() and not m.startswith(TRACEBACK_NOISE)), "")
+        masked = " ".join("%s" if re.search(r"[\d:/.='\"]", word) else word for word in message.split())
+        key = (level, name, masked, error.split(":", 1)[0])
+        counts[key] += 1
+        shown.setdefault(key, f"{label}: {level} {name}: {message[:160]}" + (f" [{error[:120]}]" if error else ""))
+    for key, count in counts.items():
+        tally.counts[shown[key]] = tally.counts.get(shown[key], 0) + count
+
+
+class ServerProcess:
+    """A server run as its own process, as in production: `argv` with `env` plus PORT (a free port
+    on 127.0.0.1), its stdout and stderr in `log_path`. `start()`, `await ready(path)` for each
+    health URL, `cpu_seconds()` meanwhile, `await stop()` (SIGTERM, then SIGKILL after `timeout`)."""
+
+    def __init__(self, label: str, argv: Sequence[str], env: dict[str, str], log_path: Path) -> None:
+        self.label, self.argv, self.log_path = label, list(argv), log_path
+        self.port = free_port()
+        self.env = {**env, "HOST": "127.0.0.1", "PORT": str(self.port)}
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.started = 0.0
+
+    def start(self) -> None:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.started = time.perf_counter()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def ready(self, http: aiohttp.ClientSession, path: str, timeout: float = 600) -> tuple[float, Any]:
+        """Seconds since `start()` until GET `path` answers 200, and its JSON body (or None); fails
+        with the end of the process's output when it exits first, or after `timeout` seconds."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.label} exited with {self.process.returncode}:\n{self.tail()}")
+            try:
+                async with http.get(f"{self.url}{path}") as response:
+                    if response.status == 200:
+                        body = await response.json(content_type=None) if response.content_length != 0 else None
+                        return time.perf_counter() - self.started, body
+            except (aiohttp.ClientError, ValueError):
+                pass
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"{self.label}: {path} not 200 within {timeout:g} s:\n{self.tail()}")
+
+    def cpu_seconds(self) -> float:
+        try:
+            return cpu_seconds(self.pid)
+        except (OSError, AssertionError, IndexError):
+            return math.nan
+
+    async def stop(self, timeout: float = 30) -> str:
+        """SIGTERM and wait (the fakes in this process keep answering meanwhile); how it went."""
+        if self.process is None or self.process.poll() is not None:
+            return "not running" if self.process is None else f"had exited with {self.process.returncode}"
+        stopping = time.perf_counter()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(self.process.wait, timeout)
+            return f"stopped {time.perf_counter() - stopping:.1f} s after SIGTERM"
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            await asyncio.to_thread(self.process.wait, 10)
+            return f"still running {timeout:g} s after SIGTERM: killed"
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

@@ -5,8 +5,11 @@ platform-engineering vocabulary with a Zipf-like word frequency, so common words
 "database", "error") have long posting lists as in real runbooks; stores them with
 `KnowledgeBase.put` on a fresh database migrated by `Database.migrate`; then times 1,000
 `KnowledgeBase.search(question, limit=3)` calls, one at a time, with natural-language questions
-(5-12 significant words after stopwords, OR-matched). A call is timed end to end as the bot makes
-it: session, SQL with bm25/ts_rank ranking, snippet and coverage.
+(5-12 significant words after stopwords). A call is timed end to end as the bot makes it: session,
+term statistics (cached in memory, see `bot/knowledge/search.py`), SQL with bm25/ts_rank ranking,
+snippet and coverage. Then, untimed, 100 more searches each right after the statistics were dropped
+(as after a write), and how close the answers are to the exhaustive ranking: the same engine ranking
+every document that matches any significant word (the search before candidate narrowing).
 
     .venv/bin/python bench/search.py [--documents 10000] [--queries 1000] [--postgres URL]
 
@@ -38,7 +41,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.common import Goal, latency_line, latency_ms, report  # noqa: E402
 from bot.db import Database  # noqa: E402
-from bot.knowledge.search import Document, KnowledgeBase, significant_terms  # noqa: E402
+from bot.knowledge.search import Document, KnowledgeBase, _fts5_query, _tsquery, significant_terms  # noqa: E402
 
 SEED = 20240611
 GOAL_P99_MS = 20
@@ -200,20 +203,39 @@ async def postgres_database(server_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def matched_counts(db: Database, asked: list[str]) -> list[int]:
-    """How many documents each question matches (the rows the engine ranks), not timed."""
-    counts = []
+async def matched_counts(db: Database, kb: KnowledgeBase, asked: list[str]) -> tuple[list[int], list[int]]:
+    """How many documents each question matches with all its words OR-ed (what the engine ranked
+    before the narrowing), and how many the planned candidates are (what it ranks now). Not timed."""
+    counts, candidates = [], []
     async with db.session() as session:
         for question in asked:
             terms = significant_terms(question)
+            plan = await kb.plan(question)
             if db.is_sqlite:
                 query = text("SELECT count(*) FROM kb_fts WHERE kb_fts MATCH :m")
-                params = {"m": " OR ".join(f'"{t}"' for t in terms)}
+                counts.append((await session.exec(query, params={"m": _fts5_query((terms,))})).scalar_one())
+                union = " OR ".join(f"({_fts5_query(c)})" for c in plan.candidates)
+                candidates.append((await session.exec(query, params={"m": union})).scalar_one())
             else:
                 query = text("SELECT count(*) FROM kb_document WHERE search @@ to_tsquery('english', :q)")
-                params = {"q": " | ".join(terms)}
-            counts.append((await session.exec(query, params=params)).scalar_one())
-    return counts
+                counts.append((await session.exec(query, params={"q": " | ".join(terms)})).scalar_one())
+                candidates.append((await session.exec(query, params={"q": _tsquery(plan.candidates)})).scalar_one())
+    return counts, candidates
+
+
+async def exhaustive_top(db: Database, question: str, limit: int = 3) -> list[str]:
+    """The engine's top `limit` over every document matching any significant word: the reference."""
+    terms = significant_terms(question)
+    async with db.session() as session:
+        if db.is_sqlite:
+            query = text("SELECT d.key FROM kb_fts JOIN kb_document d ON d.id = kb_fts.rowid WHERE kb_fts MATCH :m "
+                         "ORDER BY bm25(kb_fts, 5.0, 1.0), d.id LIMIT :limit")
+            params = {"m": _fts5_query((terms,)), "limit": limit}
+        else:
+            query = text("SELECT key FROM kb_document, to_tsquery('english', :q) AS q WHERE search @@ q "
+                         "ORDER BY ts_rank(search, q) DESC, id LIMIT :limit")
+            params = {"q": " | ".join(terms), "limit": limit}
+        return list((await session.exec(query, params=params)).scalars())
 
 
 async def run(engine: str, url: str, docs: list[Document], asked: list[str]) -> dict:
@@ -229,25 +251,46 @@ async def run(engine: str, url: str, docs: list[Document], asked: list[str]) -> 
             await session.commit()
     for question in asked[:20]:  # warm-up: connections, caches; not measured
         await kb.search(question, limit=3)
-    latencies, results, good = [], [], 0
+    latencies, results, good, returned = [], [], 0, []
     for question in asked:
         t0 = time.perf_counter()
         hits = await kb.search(question, limit=3)
         latencies.append(time.perf_counter() - t0)
         results.append(len(hits))
+        returned.append([h.key for h in hits])
         good += bool(hits) and hits[0].coverage >= 0.5
-    counts = await matched_counts(db, asked)
+    after_write = []
+    for question in asked[:100]:  # the statistics dropped before each, as a write does
+        kb._changed()
+        t0 = time.perf_counter()
+        await kb.search(question, limit=3)
+        after_write.append(time.perf_counter() - t0)
+    counts, candidates = await matched_counts(db, kb, asked)
+    found, reference_size, same_top = 0, 0, 0
+    for question, keys in zip(asked, returned):
+        reference = await exhaustive_top(db, question)
+        found += len(set(reference) & set(keys))
+        reference_size += len(reference)
+        same_top += bool(reference) and bool(keys) and reference[0] == keys[0]
     await db.close()
     stats = latency_ms(latencies)
+    agreement = found / reference_size if reference_size else 1.0
     print(f"[{engine}] stored {len(docs):,} documents in {load_s:.1f} s; {len(asked):,} searches, "
-          f"matched documents per question: median {statistics.median(counts):,.0f}, max {max(counts):,}; "
-          f"mean results {statistics.mean(results):.2f}, top hit coverage ≥ 0.5 for {good / len(asked):.0%}")
+          f"matched documents per question (all words OR-ed): median {statistics.median(counts):,.0f}, max {max(counts):,}; "
+          f"ranked (planned candidates): median {statistics.median(candidates):,.0f}, "
+          f"p99 {sorted(candidates)[int(len(candidates) * 0.99)]:,}, max {max(candidates):,}")
+    print(f"[{engine}] mean results {statistics.mean(results):.2f}, top hit coverage ≥ 0.5 for {good / len(asked):.0%}; "
+          f"vs. the exhaustive ranking: {agreement:.1%} of its top 3 returned, same top hit for {same_top / len(asked):.1%}")
     print(latency_line(f"[{engine}] search (limit 3)", latencies))
     for label, low, high in (("< 25%", 0, 0.25), ("25-75%", 0.25, 0.75), ("≥ 75%", 0.75, 1.01)):
         bucket = [s for s, c in zip(latencies, counts) if low <= c / len(docs) < high]
         if bucket:
             print(latency_line(f"[{engine}]   matching {label} of docs", bucket))
+    print(latency_line(f"[{engine}] right after a write", after_write))
     return {"load_s": round(load_s, 2), "matched_median": statistics.median(counts), "matched_max": max(counts),
+            "candidates_median": statistics.median(candidates), "candidates_max": max(candidates),
+            "top3_agreement": round(agreement, 4), "same_top": round(same_top / len(asked), 4),
+            "after_write_p99": round(latency_ms(after_write)["p99"], 3),
             **{k: round(v, 3) for k, v in stats.items()}}
 
 

@@ -1,4 +1,4 @@
-"""The `pavedroad` command: serve, shell, catalog lint/refresh, db upgrade."""
+"""The `pavedroad` command: serve, shell, catalog lint/refresh, template list/validate/dry-run, db upgrade."""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +8,10 @@ import os
 import signal
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Sequence
 
+import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import build_app, create_services, slack_client
@@ -17,7 +19,11 @@ from bot.catalog.loader import CatalogLoader
 from bot.catalog.service import lint as lint_catalog
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import Database
+from bot.scaffolder.actions import BUILTIN
+from bot.scaffolder.model import ScaffolderError, Template, ValidationErrors
+from bot.scaffolder.template import TemplateError, problems as template_problems, read_file as read_template_file, template_files
 from bot.server import start as start_server
+from bot.services import Services
 from bot.shell import Console, Shell
 from commands import CAPABILITIES
 
@@ -40,6 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="list the audit log, newest first")
     audit.add_argument("--limit", type=int, default=50)
     audit.add_argument("--action", help="only this action, e.g. env.destroy or page")
+    template = sub.add_parser("template", help="software templates").add_subparsers(dest="action", required=True)
+    template.add_parser("list", help="list the templates (catalog and PAVEDROAD_TEMPLATES) and whether they can run")
+    validate = template.add_parser("validate", help="check template files; exit 1 if any cannot run")
+    validate.add_argument("paths", nargs="+", help="template.yaml files or folders holding them")
+    preview = template.add_parser("dry-run", help="render a template with values and show every step; changes nothing")
+    preview.add_argument("template", help="a template name or reference, or a template.yaml file")
+    preview.add_argument("--values", required=True, help="a YAML or JSON file of parameter values")
+    preview.add_argument("--out", help="write the rendered files into this folder")
+    preview.add_argument("--as", dest="requester", default="", help="the Slack user id whose catalog User is user.entity")
     db = sub.add_parser("db", help="the database").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply the schema migrations")
     return parser
@@ -59,9 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "catalog" and args.action == "lint":
         return lint(settings, args.paths)
+    if args.command == "template" and args.action == "validate":
+        return validate_templates(args.paths)
     runner = {"serve": serve, "shell": lambda s: shell(s, args.line, args.email), "catalog": refresh_catalog,
               "db": upgrade_db, "reap": lambda s: reap(s, args.dry_run),
-              "audit": lambda s: show_audit(s, args.limit, args.action)}[args.command]
+              "audit": lambda s: show_audit(s, args.limit, args.action),
+              "template": lambda s: list_templates(s) if args.action == "list" else
+              preview_template(s, args.template, args.values, args.out, args.requester)}[args.command]
     try:
         return asyncio.run(runner(settings))
     except KeyboardInterrupt:
@@ -88,6 +107,99 @@ def lint(settings: Settings, paths: list[str]) -> int:
     return 1 if problems else 0
 
 
+def validate_templates(paths: list[str]) -> int:
+    bad = 0
+    files = template_files(paths)
+    if not files:
+        print(f"pavedroad: no template.yaml in {', '.join(paths)}", file=sys.stderr)
+        return 1
+    for path in files:
+        try:
+            templates = read_template_file(path)
+        except TemplateError as exc:
+            print(exc)
+            bad += 1
+            continue
+        for template in templates:
+            found = template_problems(template, BUILTIN)
+            bad += bool(found)
+            print(f"{path}: {template.ref}: " + ("ok" if not found else "; ".join(found)))
+    print(f"{bad} template file(s) with problems", file=sys.stderr)
+    return 1 if bad else 0
+
+
+async def _prepared(settings: Settings) -> Services:
+    """Services with the recorded catalog, read from its files when nothing is recorded yet."""
+    services = create_services(settings, slack_client(settings))
+    await services.prepare()
+    if not services.catalog.loaded:
+        await services.catalog.refresh()
+    return services
+
+
+async def list_templates(settings: Settings) -> int:
+    services = await _prepared(settings)
+    try:
+        for template, found in services.scaffolder.template_report():
+            print(f"{template.ref:<45} {template.title:<40} " + ("ready" if not found else f"cannot run: {found[0]}"))
+        return 0
+    finally:
+        await services.close()
+
+
+def _template_for_preview(services: Services, given: str) -> Template:
+    if Path(given).is_file():
+        found = read_template_file(Path(given))
+        if not found:
+            raise ScaffolderError(f"{given} holds no kind: Template")
+        return found[0]
+    template = services.scaffolder.template(given)
+    if template is None:
+        raise ScaffolderError(f"no template {given!r}; `pavedroad template list` shows them")
+    return template
+
+
+async def preview_template(settings: Settings, given: str, values_file: str, out: str | None, requester: str) -> int:
+    try:
+        values = yaml.safe_load(Path(values_file).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"pavedroad: cannot read values from {values_file}: {_first_line(exc)}", file=sys.stderr)
+        return 2
+    if not isinstance(values, dict):
+        print(f"pavedroad: {values_file} must hold a mapping of parameter: value", file=sys.stderr)
+        return 2
+    services = await _prepared(settings)
+    try:
+        template = _template_for_preview(services, given)
+        result = await services.scaffolder.dry_run(template, values, requester)
+    except ValidationErrors as exc:
+        print("pavedroad: invalid values: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items()), file=sys.stderr)
+        return 1
+    except (ScaffolderError, TemplateError) as exc:
+        print(f"pavedroad: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await services.close()
+    for step_id, action, given_input in result.steps:
+        print(f"step {step_id} ({action}):")
+        print("  " + yaml.safe_dump(given_input, sort_keys=False, allow_unicode=True).rstrip().replace("\n", "\n  "))
+    print("files:")
+    for path, data in result.files.items():
+        print(f"  {path} ({len(data)} bytes)")
+    for line in result.log:
+        print(f"log: {line}")
+    if out:
+        for path, data in result.files.items():
+            target = Path(out, path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        print(f"wrote {len(result.files)} file(s) to {out}")
+    if result.error:
+        print(f"pavedroad: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 async def refresh_catalog(settings: Settings) -> int:
     services = create_services(settings, slack_client(settings))
     try:
@@ -105,8 +217,9 @@ async def refresh_catalog(settings: Settings) -> int:
 async def reap(settings: Settings, dry_run: bool) -> int:
     services = create_services(settings, slack_client(settings))
     try:
-        if services.kubernetes is None:
-            print("pavedroad: the reaper needs Kubernetes (set KUBECONFIG, or run it in the cluster)", file=sys.stderr)
+        if not services.environments.provisioned:
+            print("pavedroad: the reaper needs Kubernetes (set KUBECONFIG, or run it in the cluster) "
+                  "or PAVEDROAD_ENV_PROVISIONING=pull-request", file=sys.stderr)
             return 2
         await services.prepare()
         report = await services.reaper.run(dry_run=dry_run)

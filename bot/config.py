@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Mapping
 from urllib.parse import urlparse
 
@@ -18,6 +18,7 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CATALOG = PROJECT_ROOT / "examples" / "catalog" / "all.yaml"
 DEMO_FAQ = PROJECT_ROOT / "examples" / "faq"
+DEMO_TEMPLATES = PROJECT_ROOT / "examples" / "templates"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -59,6 +60,11 @@ class Settings:
     kubeconfig: str = ""
     github_token: str = ""
     github_api_url: str = "https://api.github.com"
+    github_app_id: str = ""
+    github_app_private_key: str = ""  # the PEM text (the setting may name a file)
+    github_app_installation_id: str = ""
+    templates: tuple[str, ...] = (str(DEMO_TEMPLATES),)
+    docs_full_pass_seconds: float = 21600.0
     ssl_cert_file: str = ""
     answer_budget_seconds: float = 2.0
     log_level: str = "INFO"
@@ -72,12 +78,20 @@ class Settings:
     env_approval_sizes: tuple[str, ...] = ("large",)
     env_ingress_namespace: str = "ingress-nginx"
     env_rbac_group: str = "{group}"
+    env_provisioning: str = "api"  # or "pull-request": proposed in env_infra_repo for its pipeline to apply
+    env_infra_repo: str = ""  # owner/name
+    env_infra_path: str = "environments"  # the folder of the environments' files, "" for the root
     kube_context: str = ""
     reaper_interval_seconds: float = 300.0
     faq_dir: str = str(DEMO_FAQ)
     office_hours_channels: tuple[str, ...] = ()
     office_hours_group: str = ""
     office_hours_digest: tuple[int, int, int] | None = (0, 9, 0)
+
+    @property
+    def github_publishing(self) -> bool:
+        """publish:github goes to GitHub with a token or an App; otherwise to local bare repositories."""
+        return bool(self.github_token or self.github_app_id)
 
     @property
     def kubernetes_enabled(self) -> bool:
@@ -180,6 +194,38 @@ def _digest(env: Mapping[str, str]) -> tuple[int, int, int] | None:
     return WEEKDAYS.index(match.group(1)), int(match.group(2)), int(match.group(3))
 
 
+def _private_key(env: Mapping[str, str]) -> str:
+    """GITHUB_APP_PRIVATE_KEY: the PEM itself, or the path of a file holding it."""
+    raw = env.get("GITHUB_APP_PRIVATE_KEY", "").strip()
+    if not raw or raw.startswith("-----BEGIN"):
+        return raw.replace("\\n", "\n")
+    try:
+        pem = Path(raw).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"GITHUB_APP_PRIVATE_KEY names {raw!r}, which cannot be read ({exc.strerror})") from None
+    if not pem.startswith("-----BEGIN"):
+        raise ConfigError(f"GITHUB_APP_PRIVATE_KEY: {raw} does not hold a PEM private key")
+    return pem
+
+
+def _provisioning(env: Mapping[str, str]) -> tuple[str, str, str]:
+    """PAVEDROAD_ENV_PROVISIONING, and the infrastructure repository and folder pull requests go to."""
+    mode = (env.get("PAVEDROAD_ENV_PROVISIONING", "").strip() or "api").lower()
+    if mode not in ("api", "pull-request"):
+        raise ConfigError(f"PAVEDROAD_ENV_PROVISIONING must be api or pull-request (got {mode!r})")
+    repo = env.get("PAVEDROAD_ENV_INFRA_REPO", "").strip()
+    if mode == "pull-request" and not repo:
+        raise ConfigError("PAVEDROAD_ENV_INFRA_REPO is required with PAVEDROAD_ENV_PROVISIONING=pull-request "
+                          "(owner/name of the infrastructure repository)")
+    if repo and not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo):
+        raise ConfigError(f"PAVEDROAD_ENV_INFRA_REPO must be owner/name (got {repo!r})")
+    raw = env.get("PAVEDROAD_ENV_INFRA_PATH", "").strip() or "environments"
+    folder = PurePosixPath(raw)
+    if folder.is_absolute() or ".." in folder.parts:
+        raise ConfigError(f"PAVEDROAD_ENV_INFRA_PATH must be a folder inside the infrastructure repository (got {raw!r})")
+    return mode, repo, "" if str(folder) == "." else str(folder)
+
+
 def _list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
     raw = env.get(name)
     if raw is None or not raw.strip():
@@ -213,6 +259,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     approval_sizes = _list(env, "PAVEDROAD_ENV_APPROVAL_SIZES", ("large",) if "large" in sizes else ())
     if unknown := [s for s in approval_sizes if s not in sizes]:
         raise ConfigError(f"PAVEDROAD_ENV_APPROVAL_SIZES names unknown size(s) {', '.join(unknown)}; sizes are {', '.join(sizes)}")
+    github_app_id = env.get("GITHUB_APP_ID", "").strip()
+    github_app_key = _private_key(env)
+    if github_app_id and not github_app_key:
+        raise ConfigError("GITHUB_APP_ID is set but GITHUB_APP_PRIVATE_KEY is not (the App's PEM key, or a file holding it)")
+    if github_app_id and not github_app_id.isdigit():
+        raise ConfigError(f"GITHUB_APP_ID must be the App's numeric id (got {github_app_id!r})")
+    provisioning, infra_repo, infra_path = _provisioning(env)
     rbac_group = env.get("PAVEDROAD_ENV_RBAC_GROUP", "").strip() or "{group}"
     if "{group}" not in rbac_group:
         raise ConfigError("PAVEDROAD_ENV_RBAC_GROUP must contain {group} (the catalog group name), e.g. oidc:{group}")
@@ -238,6 +291,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         kubeconfig=kubeconfig,
         github_token=env.get("GITHUB_TOKEN", "").strip(),
         github_api_url=_url(env, "GITHUB_API_URL", "https://api.github.com").rstrip("/"),
+        github_app_id=github_app_id,
+        github_app_private_key=github_app_key,
+        github_app_installation_id=env.get("GITHUB_APP_INSTALLATION_ID", "").strip(),
+        templates=_list(env, "PAVEDROAD_TEMPLATES", (str(DEMO_TEMPLATES),)),
+        docs_full_pass_seconds=_number(env, "PAVEDROAD_DOCS_FULL_PASS_SECONDS", 21600, low=0, high=604800),
         ssl_cert_file=ssl_cert_file,
         answer_budget_seconds=_number(env, "PAVEDROAD_ANSWER_BUDGET_SECONDS", 2.0, low=0.1, high=2.8),
         log_level=log_level,
@@ -251,6 +309,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         env_approval_sizes=approval_sizes,
         env_ingress_namespace=env.get("PAVEDROAD_ENV_INGRESS_NAMESPACE", "").strip() or "ingress-nginx",
         env_rbac_group=rbac_group,
+        env_provisioning=provisioning,
+        env_infra_repo=infra_repo,
+        env_infra_path=infra_path,
         kube_context=env.get("PAVEDROAD_KUBE_CONTEXT", "").strip(),
         reaper_interval_seconds=_number(env, "PAVEDROAD_REAPER_INTERVAL_SECONDS", 300, low=0, high=86400),
         faq_dir=env.get("PAVEDROAD_FAQ", "").strip() or str(DEMO_FAQ),

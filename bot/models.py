@@ -137,3 +137,56 @@ class Question(SQLModel, table=True):
     answered_at: float | None = None
     answered_by: str = ""
     answer_key: str = ""
+
+
+class ScaffolderRun(SQLModel, table=True):
+    """One run of a software template. `idempotency_key` makes a second submit of the same form
+    find this run; `template` is the template as it was when the run started (JSON), so a resume
+    runs the same steps."""
+
+    __tablename__ = "scaffolder_run"
+    id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    values_digest: str = Field(index=True)
+    template_ref: str = Field(index=True)
+    template: str
+    requester: str = Field(index=True)
+    owner: str = Field(default="", index=True)
+    state: str = Field(index=True)
+    run_values: str = "{}"
+    output_links: str = "[]"
+    output_text: str = ""
+    error: str = ""
+    submitted_at: float = Field(index=True)
+    started_at: float | None = None
+    finished_at: float | None = None
+    slack_channel: str = ""
+    slack_ts: str = ""
+
+
+class ScaffolderStep(SQLModel, table=True):
+    """One step of a run: its resolved input (secrets masked), output, checkpoints and log."""
+
+    __tablename__ = "scaffolder_step"
+    run_id: str = Field(primary_key=True, foreign_key="scaffolder_run.id")
+    position: int = Field(primary_key=True)
+    step_id: str
+    name: str
+    action: str
+    state: str
+    resolved_input: str = "{}"
+    output: str = "{}"
+    checkpoints: str = "{}"
+    links: str = "[]"
+    log: str = ""
+    error: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class ScaffolderClaim(SQLModel, table=True):
+    """A repository a running template will create: one run at a time per name."""
+
+    __tablename__ = "scaffolder_claim"
+    name: str = Field(primary_key=True)
+    run_id: str = Field(index=True)

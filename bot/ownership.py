@@ -1,8 +1,8 @@
 """Who owns a thing, gathered for one answer: the entity, its owner and escalation path, who is
 on call and open incidents (PagerDuty), links, blast radius and health (Kubernetes).
 
-PagerDuty and Kubernetes are asked at the same time under one time budget; whatever has not
-answered in time is left out and the answer says so and why.
+PagerDuty and Kubernetes are asked at the same time under one time budget, and the catalog is
+read while they answer; whatever has not answered in time is left out and the answer says so and why.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bot.catalog.index import CatalogIndex
 from bot.catalog.relations import CHILD_OF, PART_OF
 from bot.paging import SERVICE_ID, annotation
 from bot.people import People
+from integrations.blocking import discard
 from integrations.errors import IntegrationError
 from integrations.kubernetes import Health, KubernetesClient
 from integrations.pagerduty import PagerDutyClient, ServiceOnCall
@@ -75,6 +76,14 @@ class Answer:
     oncall_people: list[OnCallPerson] = field(default_factory=list)
     health: Health | None = None
     missing: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Found:
+    """What the outside systems have answered so far, while the catalog is read."""
+    oncall: ServiceOnCall | None = None
+    oncall_people: list[OnCallPerson] = field(default_factory=list)
+    health: Health | None = None
 
 
 def team(entity: Entity) -> Team:
@@ -157,48 +166,63 @@ class Ownership:
         )
 
     async def answer(self, index: CatalogIndex, entity: Entity) -> Answer:
-        """The catalog's description plus on-call and health, each within the time budget."""
-        answer = self.describe(index, entity)
-        owner_entity = index.entities.get(answer.owner.key) if answer.owner else None
+        """The catalog's description plus on-call and health, each within the time budget.
+
+        PagerDuty and Kubernetes are asked first, and the catalog is read while they answer; the
+        budget counts from the asking. A part that is late is cancelled and left out, and nothing
+        it raises afterwards is left unretrieved."""
+        deadline = asyncio.get_running_loop().time() + self.budget
+        owner_entity = index.entities.get(index.owner_of(entity.key) or "")
         service_id = annotation(SERVICE_ID, entity, owner_entity)
         selector = kubernetes_selector(entity.annotations)
+        found = _Found()
+        missing: dict[str, str] = {}
         jobs: dict[str, asyncio.Task] = {}
         if not service_id:
-            answer.missing["on-call"] = f"no {SERVICE_ID} annotation on {entity.name} or its owner"
+            missing["on-call"] = f"no {SERVICE_ID} annotation on {entity.name} or its owner"
         elif not self.pagerduty.can_read:
-            answer.missing["on-call"] = "PagerDuty is not configured (PAGERDUTY_API_TOKEN)"
+            missing["on-call"] = "PagerDuty is not configured (PAGERDUTY_API_TOKEN)"
         else:
-            jobs["on-call"] = asyncio.create_task(self._oncall(answer, service_id))
+            jobs["on-call"] = asyncio.create_task(self._oncall(found, service_id))
         if not selector:
-            answer.missing["health"] = f"no {KUBERNETES_ID} or {KUBERNETES_SELECTOR} annotation"
+            missing["health"] = f"no {KUBERNETES_ID} or {KUBERNETES_SELECTOR} annotation"
         elif self.kubernetes is None:
-            answer.missing["health"] = "Kubernetes is not configured (KUBECONFIG)"
+            missing["health"] = "Kubernetes is not configured (KUBECONFIG)"
         else:
-            jobs["health"] = asyncio.create_task(self._health(answer, selector, entity.annotations.get(KUBERNETES_NAMESPACE, "")))
-        if jobs:
-            done, pending = await asyncio.wait(jobs.values(), timeout=self.budget)
-            for part, job in jobs.items():
-                if job in pending:
-                    job.cancel()
-                    if part == "on-call" and answer.oncall is not None:
-                        continue  # PagerDuty answered; only some Slack mentions are missing
-                    answer.missing[part] = f"{'PagerDuty' if part == 'on-call' else 'Kubernetes'} did not answer within {self.budget:g}s"
-                elif isinstance(job.exception(), IntegrationError):
-                    answer.missing[part] = str(job.exception())
-                elif job.exception() is not None:
-                    log.error("%s lookup failed", part, exc_info=job.exception())
-                    answer.missing[part] = "the lookup failed unexpectedly (see the bot's log)"
+            jobs["health"] = asyncio.create_task(self._health(found, selector, entity.annotations.get(KUBERNETES_NAMESPACE, "")))
+        try:
+            if jobs:
+                await asyncio.sleep(0)  # let the jobs send their requests before the catalog work below
+            answer = self.describe(index, entity)
+            answer.missing.update(missing)
+            if jobs:
+                _, pending = await asyncio.wait(jobs.values(), timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+                for part, job in jobs.items():
+                    if job in pending:
+                        discard(job)
+                        if part == "on-call" and found.oncall is not None:
+                            continue  # PagerDuty answered; only some Slack mentions are missing
+                        answer.missing[part] = f"{'PagerDuty' if part == 'on-call' else 'Kubernetes'} did not answer within {self.budget:g}s"
+                    elif job.cancelled():
+                        answer.missing[part] = "the lookup was cancelled"
+                    elif isinstance(job.exception(), IntegrationError):
+                        answer.missing[part] = str(job.exception())
+                    elif job.exception() is not None:
+                        log.error("%s lookup failed", part, exc_info=job.exception())
+                        answer.missing[part] = "the lookup failed unexpectedly (see the bot's log)"
+        finally:
+            discard(*(job for job in jobs.values() if not job.done()))
+        answer.oncall, answer.oncall_people, answer.health = found.oncall, list(found.oncall_people), found.health
         return answer
 
-    async def _oncall(self, answer: Answer, service_id: str) -> None:
+    async def _oncall(self, found: _Found, service_id: str) -> None:
         """Names first, then Slack mentions where they arrive within the budget."""
         oncall = await self.pagerduty.service_oncall(service_id)
-        answer.oncall = oncall
-        answer.oncall_people = [OnCallPerson(o.name, o.level, o.until, None) for o in oncall.oncalls]
+        found.oncall = oncall
+        found.oncall_people = [OnCallPerson(o.name, o.level, o.until, None) for o in oncall.oncalls]
         slack_ids = await asyncio.gather(*(self.people.slack_id_for(o.email) for o in oncall.oncalls), return_exceptions=True)
-        answer.oncall_people = [OnCallPerson(o.name, o.level, o.until, s if isinstance(s, str) else None)
-                                for o, s in zip(oncall.oncalls, slack_ids)]
+        found.oncall_people = [OnCallPerson(o.name, o.level, o.until, s if isinstance(s, str) else None)
+                               for o, s in zip(oncall.oncalls, slack_ids)]
 
-    async def _health(self, answer: Answer, selector: str, namespace: str) -> None:
-        answer.health = await self.kubernetes.health(selector, namespace)
-
+    async def _health(self, found: _Found, selector: str, namespace: str) -> None:
+        found.health = await self.kubernetes.health(selector, namespace)

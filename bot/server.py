@@ -20,6 +20,7 @@ from commands.office_hours import post_digest_if_due
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_000_000
+DOCS_PASS_SECONDS = 30  # how soon the docs follow a catalog change; with none, a pass only compares entries
 
 
 def build_web_app(app: AsyncApp, services: Services) -> web.Application:
@@ -60,19 +61,27 @@ def build_web_app(app: AsyncApp, services: Services) -> web.Application:
 
 class Jobs:
     """Background jobs that are never cancelled half-way: a cancelled database call can leave its
-    connection unable to close, so on stop each job finishes the run it is in, then returns."""
+    connection unable to close, so on stop each job finishes the run it is in, then returns.
+    An interruptible job (the docs pass, which can take hours at catalog scale) is cancelled at
+    once instead; it must see its database calls through to the end itself."""
 
     def __init__(self) -> None:
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
+        self.interruptible: list[asyncio.Task] = []
 
-    def every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
-        if seconds > 0:
-            self.tasks.append(asyncio.create_task(self._every(seconds, job, name)))
+    def every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str, *, at_once: bool = False,
+              interruptible: bool = False) -> None:
+        if seconds > 0 and not self.stopping.is_set():
+            task = asyncio.create_task(self._every(seconds, job, name, at_once))
+            self.tasks.append(task)
+            if interruptible:
+                self.interruptible.append(task)
 
-    def until_done(self, job: Callable[[], Awaitable[object]], name: str) -> None:
-        """Retry with back-off until the job succeeds once (the first catalog load, for `/readyz`)."""
-        self.tasks.append(asyncio.create_task(self._until_done(job, name)))
+    def until_done(self, job: Callable[[], Awaitable[object]], name: str, then: Callable[[], object] = lambda: None) -> None:
+        """Retry with back-off until the job succeeds once (the first catalog load, for `/readyz`),
+        then call `then` (which may start the jobs that need it done)."""
+        self.tasks.append(asyncio.create_task(self._until_done(job, name, then)))
 
     async def _pause(self, seconds: float) -> bool:
         """Wait, or return True at once when stopping."""
@@ -82,27 +91,35 @@ class Jobs:
         except TimeoutError:
             return False
 
-    async def _every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
-        while not await self._pause(seconds):
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str, at_once: bool) -> None:
+        if not at_once and await self._pause(seconds):
+            return
+        while True:
             try:
                 await job()
             except Exception:
                 log.exception("%s failed; trying again in %ss", name, seconds)
+            if await self._pause(seconds):
+                return
 
-    async def _until_done(self, job: Callable[[], Awaitable[object]], name: str) -> None:
+    async def _until_done(self, job: Callable[[], Awaitable[object]], name: str, then: Callable[[], object]) -> None:
         delay = 1.0
         while not self.stopping.is_set():
             try:
                 await job()
-                return
             except Exception:
                 log.exception("%s failed; trying again in %.0fs", name, delay)
+            else:
+                then()
+                return
             if await self._pause(delay):
                 return
             delay = min(delay * 2, 60.0)
 
     async def stop(self, grace: float = 30.0) -> None:
         self.stopping.set()
+        for task in self.interruptible:
+            task.cancel()
         if self.tasks:
             _, late = await asyncio.wait(self.tasks, timeout=grace)
             for task in late:  # a job stuck past the grace period is cancelled after all
@@ -128,7 +145,8 @@ class RunningServer:
 
 async def start(settings: Settings, port: int | None = None) -> RunningServer:
     """Migrate, serve the recorded catalog, listen, then refresh the catalog in the background
-    (`/readyz` says when it is loaded) and connect Socket Mode when an app token is set."""
+    (`/readyz` says when it is loaded), keep the docs in step with it in a job of their own, and
+    connect Socket Mode when an app token is set."""
     client = slack_client(settings)
     services = create_services(settings, client)
     await services.prepare()
@@ -139,11 +157,13 @@ async def start(settings: Settings, port: int | None = None) -> RunningServer:
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     jobs = Jobs()
-    jobs.until_done(services.refresh, "first catalog load")
-    jobs.every(settings.catalog_refresh_seconds, services.refresh, "catalog refresh")
+    jobs.until_done(services.catalog.refresh, "first catalog load", then=lambda: jobs.every(
+        DOCS_PASS_SECONDS, services.knowledge.reindex, "docs reading", at_once=True, interruptible=True))
+    jobs.every(settings.catalog_refresh_seconds, services.catalog.refresh, "catalog refresh")
     jobs.every(600, services.deliveries.forget_old, "delivery log cleanup")
+    jobs.until_done(services.scaffolder.resume_unfinished, "resuming unfinished template runs")
     jobs.every(60, lambda: post_digest_if_due(client, services), "office-hours digest")
-    if services.kubernetes is not None:
+    if services.environments.provisioned:
         jobs.every(settings.reaper_interval_seconds, services.reaper.run, "reaper")
     server = RunningServer(f"http://{settings.host}:{bound}", app, services, runner, jobs)
     if settings.slack_app_token:

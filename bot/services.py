@@ -17,6 +17,7 @@ from bot.catalog.service import CatalogService
 from bot.config import ConfigError, Settings
 from bot.db import Database
 from bot.deliveries import Deliveries
+from bot.environments.infra import InfraRepository
 from bot.environments.reaper import Reaper
 from bot.environments.rules import Rules
 from bot.environments.service import Environments, Notifier
@@ -29,8 +30,12 @@ from bot.ownership import Ownership, github_web_url
 from bot.paging import Paging
 from bot.people import Lookup, People
 from bot.policy import Policy
+from bot.scaffolder.service import Scaffolder
 from integrations.backstage import BackstageClient
+from integrations.git_hosting import GitHost
+from integrations.git_local import LocalGit
 from integrations.github import GitHubClient
+from integrations.github_publish import AppCredentials, GitHubPublisher
 from integrations.kubernetes import KubernetesClient
 from integrations.pagerduty import PagerDutyClient
 from integrations.tls import ssl_context
@@ -56,6 +61,7 @@ class Services:
     leases: Leases
     knowledge: Knowledge
     office_hours: OfficeHours
+    scaffolder: Scaffolder
 
     async def prepare(self) -> None:
         """Migrate the schema and serve the catalog as recorded; `refresh()` re-reads it."""
@@ -63,12 +69,16 @@ class Services:
         await self.catalog.restore()
 
     async def refresh(self) -> None:
-        """Re-read the catalog, then the runbooks, docs and FAQ it points to."""
+        """Re-read the catalog, then the runbooks, docs and FAQ it points to (the shell; the server
+        runs the two as separate jobs)."""
         await self.catalog.refresh()
         await self.knowledge.reindex()
 
     async def close(self) -> None:
+        await self.scaffolder.close()
+        await self.deliveries.close()
         await self.http.close()
+        await asyncio.to_thread(self.paging.pagerduty.close)
         if self.kubernetes is not None:
             await asyncio.to_thread(self.kubernetes.close)
         await self.db.close()
@@ -89,6 +99,15 @@ def _kubernetes(settings: Settings) -> KubernetesClient | None:
                           f"{(str(exc).splitlines() or [exc.__class__.__name__])[0][:200]}") from None
 
 
+def _git_host(settings: Settings, http: aiohttp.ClientSession) -> GitHost:
+    """GitHub when a token or an App is configured; otherwise bare repositories under the data directory."""
+    if not settings.github_publishing:
+        return LocalGit(settings.data_dir / "git")
+    app = AppCredentials(settings.github_app_id, settings.github_app_private_key,
+                         settings.github_app_installation_id) if settings.github_app_id else None
+    return GitHubPublisher(http, settings.github_api_url, settings.github_token, app)
+
+
 def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: Lookup = _no_lookup,
                    slack_user_of_email: Lookup = _no_lookup) -> Services:
     kubernetes = _kubernetes(settings)
@@ -102,9 +121,13 @@ def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: 
     people = People(catalog, db, email_of_slack_user, slack_user_of_email)
     audit = Audit(db)
     policy, leases = Policy(settings.platform_admins), Leases(db)
-    environments = Environments(db, catalog, kubernetes, audit, policy, Rules.from_settings(settings), notifier)
+    git_host = _git_host(settings, http)  # one for the scaffolder and environments: GitHub writes go one at a time
+    infra_owner, _, infra_name = settings.env_infra_repo.partition("/")
+    infra = (InfraRepository(git_host, infra_owner, infra_name, settings.env_infra_path)
+             if settings.env_provisioning == "pull-request" else None)
+    environments = Environments(db, catalog, kubernetes, audit, policy, Rules.from_settings(settings), notifier, infra=infra)
     knowledge = Knowledge(KnowledgeBase(db), DocSources(GitHubClient(http, settings.github_api_url, settings.github_token)),
-                          catalog, settings.faq_dir)
+                          catalog, settings.faq_dir, settings.docs_full_pass_seconds)
     return Services(
         settings=settings, db=db, http=http, catalog=catalog, people=people,
         ownership=Ownership(people, pagerduty, kubernetes, settings.answer_budget_seconds,
@@ -113,4 +136,6 @@ def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: 
         deliveries=Deliveries(db), kubernetes=kubernetes, environments=environments,
         reaper=Reaper(environments, leases), policy=policy, leases=leases, knowledge=knowledge,
         office_hours=OfficeHours(db, knowledge),
+        scaffolder=Scaffolder(db, catalog, people, policy, audit, leases, git_host,
+                              template_paths=settings.templates, work_dir=settings.data_dir / "scaffolder"),
     )

@@ -16,7 +16,7 @@ from bot.models import Environment
 from bot.ownership import Team
 from bot.people import Person
 from bot.services import Services
-from commands.common import escape, guarded, log, query_text
+from commands.common import escape, guarded, link, log, query_text
 
 HELP = [
     ("/env create [SERVICE]", "a preview, staging or load-test namespace (a form, or --purpose --size --ttl --name)"),
@@ -59,8 +59,10 @@ def parse_create(text: str) -> dict[str, str]:
 
 def env_blocks(env: Environment, settings: Settings, made: Sequence[str] = (), intro: str = "") -> list[dict[str, Any]]:
     context = f"--context {settings.kube_context} " if settings.kube_context else ""
+    pending = env.status == "pending_merge"
     status = {"ready": ":large_green_circle: ready", "awaiting_approval": ":hourglass: waiting for a platform admin's approval",
-              "provisioning": ":gear: being created", "failed": ":red_circle: failed", "destroyed": ":wastebasket: destroyed",
+              "provisioning": ":gear: being created", "pending_merge": ":twisted_rightwards_arrows: proposed in an infra pull request",
+              "failed": ":red_circle: failed", "destroyed": ":wastebasket: destroyed",
               "denied": ":no_entry: denied"}.get(env.status, env.status)
     fields = [f"*Service*\n`{short_ref(env.service_ref)}`", f"*Owner*\n`{short_ref(env.owner_ref)}`",
               f"*Purpose · size*\n{env.purpose} · {env.size}", f"*Status*\n{status}",
@@ -69,11 +71,19 @@ def env_blocks(env: Environment, settings: Settings, made: Sequence[str] = (), i
     if intro:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": intro}})
     blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]})
+    if pending:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
+            f"A pull request on the infrastructure repository adds it: {pull_request(env.detail)}. The environment appears "
+            "once the pull request is merged and the infra pipeline applies it.")}})
     if made:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "Created: " + ", ".join(escape(m) for m in made)}]})
-    if env.status == "ready":
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"Use it: `kubectl {context}--namespace {env.name} get pods`"}})
-    if env.status in ("ready", "awaiting_approval", "provisioning"):
+        done = "In the pull request" if pending else "Created"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"{done}: " + ", ".join(escape(m) for m in made)}]})
+    if env.status in ("ready", "pending_merge"):
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"{'Once applied, use' if pending else 'Use'} it: "
+                                                                             f"`kubectl {context}--namespace {env.name} get pods`"}})
+    if env.status in ("failed", "destroyed") and env.detail:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(env.detail)}]})
+    if env.status in ("ready", "awaiting_approval", "provisioning", "pending_merge"):
         blocks.append({"type": "actions", "block_id": "env_actions", "elements": env_buttons(env)})
     return blocks
 
@@ -90,8 +100,24 @@ def env_buttons(env: Environment) -> list[dict[str, Any]]:
     ]
 
 
+def pull_request(url: str) -> str:
+    """A pull request's address as a link (the local git host's `file:` address as text)."""
+    return link(url, url)
+
+
 def env_line(env: Environment) -> str:
-    return f"`{env.name}` · {env.purpose} · {env.size} · {env.status.replace('_', ' ')} · expires {when(env.expires_at)}"
+    pull = f" ({pull_request(env.detail)})" if env.status == "pending_merge" else ""
+    return f"`{env.name}` · {env.purpose} · {env.size} · {env.status.replace('_', ' ')}{pull} · expires {when(env.expires_at)}"
+
+
+def extended_text(env: Environment) -> str:
+    change = f" Its expires-at annotation changes through {pull_request(env.detail)}." if env.status == "pending_merge" else ""
+    return f"`{env.name}` now expires {when(env.expires_at)}.{change}"
+
+
+def removal(env: Environment, settings: Settings) -> str:
+    """Through an infrastructure repository, what destroying proposed: the pull request that removes it."""
+    return f" {escape(env.detail)}." if settings.env_provisioning == "pull-request" and env.detail else ""
 
 
 def create_modal(settings: Settings, service: str = "") -> dict[str, Any]:
@@ -172,8 +198,10 @@ class SlackNotifier:
     async def decided(self, env: Environment, owner: Team | None, approved: bool, by: str, made: Sequence[str]) -> None:
         if approved and env.status == "ready":
             intro = f"<@{by}> approved your environment; it is ready."
+        elif approved and env.status == "pending_merge":
+            intro = f"<@{by}> approved your environment; a pull request proposes it: {pull_request(env.detail)}"
         elif approved:
-            intro = f"<@{by}> approved your environment, but Kubernetes could not create it: {escape(env.detail)}"
+            intro = f"<@{by}> approved your environment, but it could not be created: {escape(env.detail)}"
         else:
             intro = f"<@{by}> denied your environment `{env.name}`."
         await self._post(env.requester, intro, env_blocks(env, self.settings, made, intro))
@@ -184,7 +212,7 @@ class SlackNotifier:
 
     async def destroyed(self, env: Environment, owner: Team | None, by: str) -> None:
         who = "it expired" if by == "reaper" else f"<@{by}> destroyed it"
-        intro = f":wastebasket: Environment `{env.name}` is gone: {who}."
+        intro = f":wastebasket: Environment `{env.name}` is gone: {who}.{removal(env, self.settings)}"
         await self._requester_and_team(env, owner, intro, [{"type": "section", "text": {"type": "mrkdwn", "text": intro}}])
 
 
@@ -225,10 +253,10 @@ def register(app: AsyncApp, services: Services) -> None:
             elif verb == "extend":
                 name, _, duration = rest.strip().partition(" ")
                 env = await environments.extend(person, name, duration.strip() or "1d")
-                await respond(response_type="ephemeral", text=f"`{env.name}` now expires {when(env.expires_at)}.")
+                await respond(response_type="ephemeral", text=extended_text(env))
             elif verb == "destroy":
                 env = await environments.destroy(person, rest.strip())
-                await respond(response_type="ephemeral", text=f"`{env.name}` is destroyed.")
+                await respond(response_type="ephemeral", text=f"`{env.name}` is destroyed.{removal(env, settings)}")
         except Refused as exc:
             await respond(response_type="ephemeral", text=f":warning: {exc}")
 
@@ -283,12 +311,11 @@ def register(app: AsyncApp, services: Services) -> None:
         return run
 
     async def extend(person: Person, name: str) -> str:
-        env = await environments.extend(person, name, "1d")
-        return f"`{env.name}` now expires {when(env.expires_at)}."
+        return extended_text(await environments.extend(person, name, "1d"))
 
     async def destroy(person: Person, name: str) -> str:
         env = await environments.destroy(person, name)
-        return f"`{env.name}` is destroyed."
+        return f"`{env.name}` is destroyed.{removal(env, settings)}"
 
     async def approve(person: Person, name: str) -> str:
         env, _ = await environments.decide(person, name, approve=True)

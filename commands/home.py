@@ -8,7 +8,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from bot.models import Environment
-from commands import env, office_hours, runbook, whoowns
+from commands import create_service, env, office_hours, runbook, whoowns
 from commands.common import escape
 
 HELP: list[tuple[str, str]] = []
@@ -20,6 +20,8 @@ def home_view(entities: int, problems: int, environments: list[Environment]) -> 
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "pavedroad: your platform, in Slack"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*What you can ask*\n{commands}"}},
+        {"type": "actions", "elements": [{"type": "button", "action_id": create_service.OPEN, "style": "primary",
+                                          "text": {"type": "plain_text", "text": "Create a service"}}]},
         {"type": "header", "text": {"type": "plain_text", "text": "Your environments"}},
     ]
     for environment in environments[:20]:

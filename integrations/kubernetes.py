@@ -1,15 +1,19 @@
-"""Workload health from Kubernetes through the official client (synchronous, so in a thread).
+"""Workload health from Kubernetes through the official client (synchronous, so in a thread of
+the client's own pool, which `close()` ends).
 
 The client is imported when a cluster is configured, not before: its generated models cost
 tens of megabytes that a bot without Kubernetes should not pay.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
 
-from integrations.blocking import in_thread
+import orjson
+
+from integrations.blocking import POOL_THREADS, BlockingPool, discard, guarded, in_thread
 
 T = TypeVar("T")
 RECENT = timedelta(hours=1)
@@ -37,10 +41,46 @@ class Health:
         return bool(self.deployments) and not self.pods_not_ready and all(d.ready >= d.desired for d in self.deployments)
 
 
-def _recently(container_status: Any, now: datetime) -> bool:
-    terminated = getattr(getattr(container_status, "last_state", None), "terminated", None)
-    finished = getattr(terminated, "finished_at", None)
+def _moment(value: Any) -> datetime | None:
+    """An RFC 3339 time as the API prints it (`2024-06-11T10:00:00Z`)."""
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
+def _recently(container_status: dict[str, Any], now: datetime) -> bool:
+    terminated = ((container_status.get("lastState") or {}).get("terminated") or {})
+    finished = _moment(terminated.get("finishedAt"))
     return finished is not None and now - finished <= RECENT
+
+
+def _health(deployments: list[dict[str, Any]], pods: list[dict[str, Any]], now: datetime) -> Health:
+    """From the API's JSON: the client's models cost a third of each call's CPU, in a thread that
+    holds the interpreter lock the event loop needs."""
+    not_ready, restarts, recent = [], 0, 0
+    for pod in pods:
+        status = pod.get("status")
+        statuses = (status or {}).get("containerStatuses") or []
+        if status is None or status.get("phase") not in ("Succeeded",) and not (statuses and all(s.get("ready") for s in statuses)):
+            not_ready.append((pod.get("metadata") or {}).get("name", "?"))
+        restarts += sum(s.get("restartCount") or 0 for s in statuses)
+        recent += sum(1 for s in statuses if _recently(s, now))
+    found = []
+    for d in deployments:
+        metadata, spec = d.get("metadata") or {}, d.get("spec") or {}
+        found.append(Deployment(metadata.get("name", "?"), metadata.get("namespace", ""), (d.get("status") or {}).get("readyReplicas") or 0,
+                                spec["replicas"] if spec.get("replicas") is not None else 1))
+    return Health(tuple(found), len(pods), tuple(not_ready), restarts, recent)
+
+
+def _items(response: Any) -> list[dict[str, Any]]:
+    """The `items` of a list call made with `_preload_content=False` (a urllib3 response)."""
+    try:
+        return orjson.loads(response.data).get("items") or []
+    finally:
+        response.release_conn()
 
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -66,36 +106,40 @@ class ManagedNamespace:
     annotations: dict[str, str]
 
 
-def _manifests(plan: NamespacePlan) -> list[tuple[str, dict[str, Any]]]:
-    """The objects inside the namespace, as (kind, body)."""
-    meta = {"labels": plan.labels}
+def namespace_objects(plan: NamespacePlan) -> list[dict[str, Any]]:
+    """Every object of the environment, the Namespace first: what `provision` creates through the
+    API, and what an infrastructure pull request commits as YAML."""
+    inside = {"namespace": plan.name, "labels": plan.labels}
     return [
-        ("ResourceQuota", {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "pavedroad-quota", **meta},
-                           "spec": {"hard": plan.quota}}),
-        ("LimitRange", {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "pavedroad-limits", **meta},
-                        "spec": {"limits": [{"type": "Container", **plan.container_limits}]}}),
-        ("NetworkPolicy", {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                           "metadata": {"name": "pavedroad-default-ingress", **meta},
-                           "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [
-                               {"podSelector": {}},
-                               {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": plan.ingress_namespace}}},
-                           ]}]}}),
-        ("RoleBinding", {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                         "metadata": {"name": "pavedroad-owner-edit", **meta},
-                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-                         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": plan.edit_group}]}),
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": plan.name, "labels": plan.labels, "annotations": plan.annotations}},
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "pavedroad-quota", **inside},
+         "spec": {"hard": plan.quota}},
+        {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "pavedroad-limits", **inside},
+         "spec": {"limits": [{"type": "Container", **plan.container_limits}]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "pavedroad-default-ingress", **inside},
+         "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [
+             {"podSelector": {}},
+             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": plan.ingress_namespace}}},
+         ]}]}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "pavedroad-owner-edit", **inside},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": plan.edit_group}]},
     ]
 
 
 class KubernetesClient:
-    def __init__(self, kubeconfig: str = "", timeout: float = 3.0) -> None:
+    def __init__(self, kubeconfig: str = "", timeout: float = 3.0, threads: int = POOL_THREADS) -> None:
         from kubernetes import client, config
 
         self.timeout = timeout
+        configuration = client.Configuration()
+        # One connection per thread: with fewer (the default is cpus × 5) the calls beyond them
+        # open a connection each and throw it away ("Connection pool is full, discarding connection").
+        configuration.connection_pool_maxsize = threads
         if kubeconfig:
-            api_client = config.new_client_from_config(config_file=kubeconfig)
+            api_client = config.new_client_from_config(config_file=kubeconfig, client_configuration=configuration)
         else:
-            configuration = client.Configuration()
             config.load_incluster_config(client_configuration=configuration)
             api_client = client.ApiClient(configuration)
         self.api_client = api_client
@@ -104,9 +148,10 @@ class KubernetesClient:
         self.networking = client.NetworkingV1Api(api_client)
         self.rbac = client.RbacAuthorizationV1Api(api_client)
         self._api_exception = client.ApiException
+        self.pool = BlockingPool("Kubernetes", threads)
 
     async def _call(self, what: Callable[[], T], timeout: float | None = None) -> T:
-        return await in_thread("Kubernetes", what, timeout or self.timeout, self._reason)
+        return await in_thread("Kubernetes", what, timeout or self.timeout, self._reason, self.pool)
 
     def _reason(self, exc: Exception) -> str | None:
         if isinstance(exc, self._api_exception):
@@ -116,29 +161,27 @@ class KubernetesClient:
         return None
 
     async def health(self, label_selector: str, namespace: str = "") -> Health:
-        """Deployments and pods matching the selector, in one namespace or all."""
-        return await self._call(lambda: self._health(label_selector, namespace))
+        """Deployments and pods matching the selector, in one namespace or all (asked at the same time)."""
+        options = {"label_selector": label_selector, "_request_timeout": self.timeout, "_preload_content": False}
 
-    def _health(self, selector: str, namespace: str) -> Health:
-        options = {"label_selector": selector, "_request_timeout": self.timeout}
-        if namespace:
-            deployments = self.apps.list_namespaced_deployment(namespace, **options).items
-            pods = self.core.list_namespaced_pod(namespace, **options).items
-        else:
-            deployments = self.apps.list_deployment_for_all_namespaces(**options).items
-            pods = self.core.list_pod_for_all_namespaces(**options).items
-        now = datetime.now(timezone.utc)
-        not_ready, restarts, recent = [], 0, 0
-        for pod in pods:
-            statuses = (pod.status and pod.status.container_statuses) or []
-            if pod.status is None or pod.status.phase not in ("Succeeded",) and not (statuses and all(s.ready for s in statuses)):
-                not_ready.append(pod.metadata.name)
-            restarts += sum(s.restart_count or 0 for s in statuses)
-            recent += sum(1 for s in statuses if _recently(s, now))
-        return Health(
-            tuple(Deployment(d.metadata.name, d.metadata.namespace, d.status.ready_replicas or 0,
-                             d.spec.replicas if d.spec.replicas is not None else 1) for d in deployments),
-            len(pods), tuple(not_ready), restarts, recent)
+        def list_deployments() -> list[dict[str, Any]]:
+            if namespace:
+                return _items(self.apps.list_namespaced_deployment(namespace, **options))
+            return _items(self.apps.list_deployment_for_all_namespaces(**options))
+
+        def list_pods() -> list[dict[str, Any]]:
+            if namespace:
+                return _items(self.core.list_namespaced_pod(namespace, **options))
+            return _items(self.core.list_pod_for_all_namespaces(**options))
+
+        async with guarded("Kubernetes", self.timeout, self._reason):
+            asked = (self.pool.start(list_deployments), self.pool.start(list_pods))
+            try:
+                deployments, pods = await asyncio.gather(*asked)
+            except BaseException:
+                discard(*asked)
+                raise
+        return _health(deployments, pods, datetime.now(timezone.utc))
 
     async def namespace(self, name: str) -> ManagedNamespace | None:
         def read() -> ManagedNamespace | None:
@@ -157,8 +200,7 @@ class KubernetesClient:
         return await self._call(lambda: self._provision(plan), SLOW_CALL_SECONDS)
 
     def _provision(self, plan: NamespacePlan) -> list[str]:
-        namespace = {"apiVersion": "v1", "kind": "Namespace",
-                     "metadata": {"name": plan.name, "labels": plan.labels, "annotations": plan.annotations}}
+        namespace, *inside = namespace_objects(plan)
         self._create_or_converge(lambda: self.core.create_namespace(namespace, _request_timeout=self.timeout),
                                  lambda: self._converge_namespace(plan, namespace))
         made = [f"Namespace {plan.name}"]
@@ -168,9 +210,9 @@ class KubernetesClient:
             "NetworkPolicy": (self.networking.create_namespaced_network_policy, self.networking.patch_namespaced_network_policy),
             "RoleBinding": (self.rbac.create_namespaced_role_binding, self.rbac.patch_namespaced_role_binding),
         }
-        for kind, body in _manifests(plan):
+        for body in inside:
+            kind, name = body["kind"], body["metadata"]["name"]
             create, patch = creators[kind]
-            name = body["metadata"]["name"]
             self._create_or_converge(lambda: create(plan.name, body, _request_timeout=self.timeout),
                                      lambda: patch(name, plan.name, body, _request_timeout=self.timeout))
             made.append(f"{kind} {name}")
@@ -221,4 +263,6 @@ class KubernetesClient:
         return await self._call(read, SLOW_CALL_SECONDS)
 
     def close(self) -> None:
+        """End the thread pool and the client's connections."""
+        self.pool.shutdown()
         self.api_client.close()

@@ -1,23 +1,30 @@
 """PagerDuty through its official client (`pagerduty`, the successor of pdpyras).
 
-The client is synchronous, so every call runs in a thread with a time limit; 429 is retried a
-bounded number of times. Answers are small dataclasses.
+The client is synchronous, so every call runs in a thread of the client's own pool with a time
+limit (`close()` ends the pool); 429 is retried a bounded number of times. Answers are small dataclasses.
 """
 from __future__ import annotations
 
-import itertools
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, TypeVar
 
 import pagerduty
 
-from integrations.blocking import in_thread
+from integrations.blocking import POOL_THREADS, BlockingPool, discard, guarded, in_thread
 from integrations.tls import ssl_context
 
 T = TypeVar("T")
 OPEN_STATUSES = ["triggered", "acknowledged"]
 RECENT_INCIDENTS = 5
+# How long a service's name, link and escalation policy are reused: on-calls and incidents are
+# asked for on every answer, but which escalation policy a service has is an administrator's
+# change, and remembering it lets on-calls be asked for at once, beside the incidents.
+SERVICE_CACHE_SECONDS = 60.0
+SERVICE_CACHE_SIZE = 2048
+PAGE = 100  # the most PagerDuty lists at once
+CANONICAL_PATHS_KEPT = 1024
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,14 @@ class Incident:
 
 
 @dataclass(frozen=True)
+class _Service:
+    name: str
+    url: str
+    policy_id: str
+    policy_name: str
+
+
+@dataclass(frozen=True)
 class ServiceOnCall:
     service_id: str
     service_name: str
@@ -57,6 +72,19 @@ def _incident(data: dict[str, Any]) -> Incident:
                     data.get("status", ""), data.get("urgency", ""), data.get("html_url", ""))
 
 
+def _read(rest: pagerduty.RestApiV2Client, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One GET, its JSON body as PagerDuty sends it: the client's `rget`/`iter_all` would also
+    match the path against every endpoint they know to unwrap it, which costs as much CPU as the
+    request itself, in a thread holding the interpreter lock that the event loop needs."""
+    return pagerduty.successful_response(rest.get(path, params=params)).json()
+
+
+def _service(service_id: str, data: dict[str, Any]) -> _Service:
+    policy = data.get("escalation_policy") or {}
+    return _Service(data.get("name") or data.get("summary", service_id), data.get("html_url", ""), policy.get("id") or "",
+                    policy.get("summary") or policy.get("name", ""))
+
+
 def _reason(exc: Exception) -> str | None:
     if not isinstance(exc, (pagerduty.Error, OSError)):
         return None
@@ -71,20 +99,41 @@ def _reason(exc: Exception) -> str | None:
     return f"unreachable ({exc.__class__.__name__})"
 
 
+class _RestClient(pagerduty.RestApiV2Client):
+    """The official client, remembering each URL's canonical path: it works one out for every
+    request (to count calls per endpoint) by matching the URL against all the endpoints it knows."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._canonical: dict[str, Any] = {}
+
+    def canonical_path(self, url: str) -> Any:
+        found = self._canonical.get(url)
+        if found is None:
+            if len(self._canonical) >= CANONICAL_PATHS_KEPT:
+                self._canonical.clear()
+            found = self._canonical[url] = super().canonical_path(url)
+        return found
+
+
 class PagerDutyClient:
     """Reads (on-call, incidents) need a REST API token; paging with an integration key through
     the Events API needs none. Changes get a longer time limit than reads: a page that is slow to
     confirm is not a page that failed."""
 
     def __init__(self, token: str, api_url: str, events_url: str, ca_file: str = "", timeout: float = 5.0,
-                 change_timeout: float = 10.0) -> None:
+                 change_timeout: float = 10.0, threads: int = POOL_THREADS,
+                 service_cache_seconds: float = SERVICE_CACHE_SECONDS) -> None:
         self.events_url = events_url
         self.ca_file = ca_file
         self.timeout = timeout
         self.change_timeout = change_timeout
-        self.rest = pagerduty.RestApiV2Client(token, base_url=api_url, verify=ssl_context(ca_file)) if token else None
+        self.rest = _RestClient(token, base_url=api_url, verify=ssl_context(ca_file)) if token else None
         if self.rest is not None:
             self._bound(self.rest, timeout)
+        self.pool = BlockingPool("PagerDuty", threads)
+        self.service_cache_seconds = service_cache_seconds
+        self._services: dict[str, tuple[_Service, float]] = {}
 
     @property
     def can_read(self) -> bool:
@@ -106,25 +155,65 @@ class PagerDutyClient:
         client.timeout = timeout
 
     async def _call(self, what: Callable[[], T], timeout: float | None = None) -> T:
-        return await in_thread("PagerDuty", what, timeout or self.timeout, _reason)
+        return await in_thread("PagerDuty", what, timeout or self.timeout, _reason, self.pool)
 
     async def service_oncall(self, service_id: str) -> ServiceOnCall:
-        """The service, who is on call for it at each escalation level, and its open incidents."""
-        return await self._call(lambda: self._service_oncall(service_id))
+        """The service, who is on call for it at each escalation level, and its open incidents.
 
-    def _service_oncall(self, service_id: str) -> ServiceOnCall:
-        rest = self._api()
-        service = rest.rget(f"services/{service_id}")
-        policy = service.get("escalation_policy") or {}
-        oncalls = rest.list_all("oncalls", params={
-            "escalation_policy_ids[]": [policy.get("id")], "earliest": True, "include[]": ["users"]}) if policy.get("id") else []
-        incidents = itertools.islice(rest.iter_all("incidents", params={
-            "service_ids[]": [service_id], "statuses[]": OPEN_STATUSES, "sort_by": "created_at:desc"}), RECENT_INCIDENTS)
-        people = sorted((OnCall(int(o.get("escalation_level") or 0), (o.get("user") or {}).get("name") or (o.get("user") or {}).get("summary", "?"),
-                                (o.get("user") or {}).get("email", ""), _time(o.get("end"))) for o in oncalls),
-                        key=lambda o: (o.level, o.name))
-        return ServiceOnCall(service_id, service.get("name") or service.get("summary", service_id), service.get("html_url", ""),
-                             policy.get("summary") or policy.get("name", ""), tuple(people), tuple(_incident(i) for i in incidents))
+        On-calls are listed by escalation policy (`GET /oncalls` takes no service id), so they
+        wait for the service unless it was read in the last `service_cache_seconds`; the
+        incidents need only the service id and are asked for at once. One time limit for all."""
+        async with guarded("PagerDuty", self.timeout, _reason):
+            rest = self._api()
+            incidents = self.pool.start(lambda: self._incidents(rest, service_id))
+            try:
+                service = self._known_service(service_id)
+                if service is None:
+                    service = await self.pool.start(lambda: _service(service_id, _read(rest, f"services/{service_id}").get("service") or {}))
+                    self._remember_service(service_id, service)
+                policy_id = service.policy_id
+                oncalls = await self.pool.start(lambda: self._oncalls(rest, policy_id)) if policy_id else ()
+                open_incidents = await incidents
+            except BaseException:
+                discard(incidents)
+                self._services.pop(service_id, None)  # read the service afresh next time
+                raise
+        return ServiceOnCall(service_id, service.name, service.url, service.policy_name, oncalls, open_incidents)
+
+    def _known_service(self, service_id: str) -> _Service | None:
+        known = self._services.get(service_id)
+        if known is None or time.monotonic() - known[1] >= self.service_cache_seconds:
+            return None
+        return known[0]
+
+    def _remember_service(self, service_id: str, service: _Service) -> None:
+        if self.service_cache_seconds <= 0:
+            return
+        now = time.monotonic()
+        if len(self._services) >= SERVICE_CACHE_SIZE:
+            self._services = {k: v for k, v in self._services.items() if now - v[1] < self.service_cache_seconds}
+            if len(self._services) >= SERVICE_CACHE_SIZE:
+                self._services.clear()
+        self._services[service_id] = (service, now)
+
+    @staticmethod
+    def _oncalls(rest: pagerduty.RestApiV2Client, policy_id: str) -> tuple[OnCall, ...]:
+        entries: list[dict[str, Any]] = []
+        while True:  # classic pagination; with `earliest` there is one entry per level and person
+            page = _read(rest, "oncalls", {"escalation_policy_ids[]": [policy_id], "earliest": True, "include[]": ["users"],
+                                           "limit": PAGE, "offset": len(entries)})
+            entries += page.get("oncalls") or []
+            if not page.get("more") or not page.get("oncalls"):
+                break
+        people = (OnCall(int(o.get("escalation_level") or 0), (o.get("user") or {}).get("name") or (o.get("user") or {}).get("summary", "?"),
+                         (o.get("user") or {}).get("email", ""), _time(o.get("end"))) for o in entries)
+        return tuple(sorted(people, key=lambda o: (o.level, o.name)))
+
+    @staticmethod
+    def _incidents(rest: pagerduty.RestApiV2Client, service_id: str) -> tuple[Incident, ...]:
+        page = _read(rest, "incidents", {"service_ids[]": [service_id], "statuses[]": OPEN_STATUSES, "sort_by": "created_at:desc",
+                                         "limit": RECENT_INCIDENTS})
+        return tuple(_incident(i) for i in (page.get("incidents") or [])[:RECENT_INCIDENTS])
 
     async def trigger(self, routing_key: str, summary: str, source: str, dedup_key: str,
                       details: dict[str, Any] | None = None) -> str:
@@ -142,3 +231,9 @@ class PagerDutyClient:
                              "body": {"type": "incident_body", "details": details}}}
         return await self._call(lambda: _incident(self._api().rpost("incidents", json=body, headers={"From": from_email})),
                                 self.change_timeout)
+
+    def close(self) -> None:
+        """End the thread pool and the REST client's connections."""
+        self.pool.shutdown()
+        if self.rest is not None:
+            self.rest.close()

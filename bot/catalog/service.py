@@ -4,6 +4,7 @@ database, answered from an in-memory index that a refresh swaps atomically.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 import sys
@@ -93,8 +94,7 @@ class CatalogService:
             s.key: Source(s.key, s.digest, tuple(by_source[s.key]), tuple(Problem(*p) for p in orjson.loads(s.problems)))
             for s in sources
         }
-        self.index = await asyncio.to_thread(self._build_index)
-        self.loaded = True
+        self._swap(await asyncio.to_thread(self._build_index))
 
     async def refresh(self) -> RefreshReport:
         """Re-read the catalog; only changed files are parsed and written; the index is swapped whole."""
@@ -112,7 +112,7 @@ class CatalogService:
             self._sources = result.sources
             self._walk_problems = result.problems
             if rebuild:
-                self.index = await asyncio.to_thread(self._build_index)
+                self._swap(await asyncio.to_thread(self._build_index))
             self.loaded = True
             report = RefreshReport(len(self.index.entities), len(changed), len(removed), len(self.index.problems),
                                    time.perf_counter() - started)
@@ -135,8 +135,16 @@ class CatalogService:
             source = Source(key, digest, tuple(entities), tuple(problems))
             await self._persist([source], [])
             self._sources = {**self._sources, key: source}
-            self.index = await asyncio.to_thread(self._build_index)
+            self._swap(await asyncio.to_thread(self._build_index))
         return entities, problems
+
+    def _swap(self, index: CatalogIndex) -> None:
+        self.index = index
+        self.loaded = True
+        # The catalog is millions of long-lived objects without cycles: left in the collected
+        # generations, every full collection walks them all (pauses of a second or more at 100k
+        # entities). Frozen, they are out of its way; the old index still goes by reference count.
+        gc.freeze()
 
     def _build_index(self) -> CatalogIndex:
         entities = (e for source in self._sources.values() for e in source.entities)

@@ -3,6 +3,8 @@
 It only ever touches namespaces that carry the managed-by label *and* are recorded in the
 database under the same id; anything else it finds (recorded but gone, labelled but unknown) is
 reported as drift, never deleted. With several replicas, a lease lets one reaper act at a time.
+When environments are proposed in an infrastructure repository, the pipeline owns the namespaces
+and the records are the truth: the reaper reads no cluster, and destroying proposes the removal.
 """
 from __future__ import annotations
 
@@ -51,7 +53,8 @@ class Reaper:
             return ReapReport(skipped=True)
         report = ReapReport()
         envs = self.environments
-        labelled = {ns.name: ns for ns in await envs.cluster().managed_namespaces(f"{MANAGED_BY}=pavedroad")}
+        by_repository = envs.infra is not None
+        labelled = {} if by_repository else {ns.name: ns for ns in await envs.cluster().managed_namespaces(f"{MANAGED_BY}=pavedroad")}
         async with envs.db.session() as session:
             recorded = list((await session.exec(select(Environment).where(Environment.status.in_(ACTIVE + ("failed",)),
                                                                          Environment.ended_at.is_(None) | (Environment.status == "failed")))
@@ -61,18 +64,19 @@ class Reaper:
         for number, env in enumerate(recorded, 1):
             if not dry_run and number % 200 == 0:  # a long pass keeps its lease, so no other reaper joins in
                 await self.leases.acquire(LEASE, self.holder, self.lease_seconds)
-            namespace = labelled.get(env.name)
-            if env.status == "awaiting_approval":
-                continue
-            if namespace is None:
-                if env.status != "failed":
-                    report.drift.append(f"{env.name}: recorded but its namespace is gone")
-                    if not dry_run and env.expires_at <= now:
-                        await envs.record_end(env, "destroyed", "namespace was already gone")
-                continue
-            if namespace.annotations.get(ENVIRONMENT_ID) != str(env.id):
-                continue  # same name, another record: reported below as unknown
-            known.add(env.name)
+            if env.status == "awaiting_approval" or by_repository and env.status == "failed":
+                continue  # a failed proposal left nothing to remove
+            if not by_repository:
+                namespace = labelled.get(env.name)
+                if namespace is None:
+                    if env.status != "failed":
+                        report.drift.append(f"{env.name}: recorded but its namespace is gone")
+                        if not dry_run and env.expires_at <= now:
+                            await envs.record_end(env, "destroyed", "namespace was already gone")
+                    continue
+                if namespace.annotations.get(ENVIRONMENT_ID) != str(env.id):
+                    continue  # same name, another record: reported below as unknown
+                known.add(env.name)
             if env.status == "failed" or env.expires_at <= now:
                 if not dry_run:
                     try:

@@ -36,7 +36,9 @@ answer 409 ``Git Repository is empty.``), ``GET``/``PATCH /repos/{o}/{r}``,
 ``GET /repos/{o}/{r}/contents[/{path}]`` (``ref`` a branch, tag or commit
 sha; ``Accept: application/vnd.github.raw`` for the bytes, ``.object`` for
 directories as ``{"entries"}``), ``PUT``/``DELETE .../contents/{path}``,
-``GET .../branches/{branch}``, ``GET .../git/ref/{ref}``, ``GET
+``GET .../branches/{branch}``, ``GET .../commits/{ref}`` (``HEAD`` is the
+default branch; ``Accept: application/vnd.github.sha`` for the bare sha, whose
+``ETag`` is the quoted sha), ``GET .../git/ref/{ref}``, ``GET
 .../git/matching-refs/{ref}``, ``POST .../git/refs``, ``PATCH``/``DELETE
 .../git/refs/{ref}`` (fast-forward only unless ``force``), ``POST``/``GET
 .../git/blobs``, ``POST``/``GET .../git/trees`` (``base_tree``; entries with
@@ -532,6 +534,7 @@ class GitHubFake(FakeServer):
         router.add_put(repo + "/contents/{path:.+}", api(self._put_contents))
         router.add_delete(repo + "/contents/{path:.+}", api(self._delete_contents))
         router.add_get(repo + "/branches/{branch:.+}", api(self._get_branch))
+        router.add_get(repo + "/commits/{ref:.+}", api(self._get_commit_of_ref))
         router.add_get(repo + "/git/ref/{ref:.+}", api(self._get_ref))
         router.add_get(repo + "/git/refs/{ref:.+}", api(self._get_refs_legacy))
         router.add_get(repo + "/git/matching-refs/{ref:.*}", api(self._matching_refs))
@@ -937,6 +940,22 @@ class GitHubFake(FakeServer):
             return web.Response(body=repo.git.blobs.get(entry.sha, b""), content_type="text/plain", charset="utf-8",
                                 headers={"ETag": etag})
         return json_response(self._content_json(repo, path, entry, ref_name, True), headers={"ETag": etag})
+
+    async def _get_commit_of_ref(self, request: web.Request) -> web.Response:
+        repo = self._repo_or_404(request)
+        if repo.empty:
+            raise git_empty()
+        ref = request.match_info["ref"]
+        sha = repo.resolve(None if ref == "HEAD" else ref)
+        if sha is None:
+            raise gh_error(422, f"No commit found for SHA: {ref}")
+        if "application/vnd.github.sha" in request.headers.get("Accept", ""):
+            return web.Response(text=sha, content_type="application/vnd.github.sha", charset="utf-8",
+                                headers={"ETag": f'"{sha}"'})
+        commit = self._commit_json(repo, repo.git.commits[sha])
+        return json_response({key: commit[key] for key in ("sha", "node_id", "parents")} | {
+            "url": f"{self._api_root()}/repos/{repo.full_name}/commits/{sha}",
+            "html_url": f"{self.html_root}/{repo.full_name}/commit/{sha}", "commit": commit}, headers={"ETag": f'"{sha}"'})
 
     async def _raw_download(self, request: web.Request) -> web.Response:
         repo = self._repo_or_404(request)

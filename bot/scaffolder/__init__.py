@@ -1,0 +1,2 @@
+"""Software templates (Backstage `scaffolder.backstage.io/v1beta3`): parsing, `${{ }}` expressions,
+the action registry and durable runs."""

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Run ${{ values.name }} locally with auto-reload.
+exec .venv/bin/python -m ${{ values.package }}
