@@ -275,7 +275,7 @@ class KnowledgeBase:
 
     async def _term_lexemes(self, session, terms: Sequence[str]) -> dict[str, tuple[str, ...]]:
         """Each term's lexemes, as PostgreSQL's english configuration makes them (cached: they do not
-        depend on the documents). None for a word it treats as a stop word."""
+        depend on the documents); none for a word it treats as a stop word."""
         unknown = [t for t in terms if t not in self._lexemes]
         if unknown:
             if len(self._lexemes) > STATS_MAX_TERMS:
@@ -337,7 +337,7 @@ class KnowledgeBase:
         if kinds:
             query = query.bindparams(bindparam("kinds", expanding=True))
         params.update({f"m{i}": _fts5_query(c) for i, c in enumerate(candidates)})
-        rows = (await session.exec(query, params={"match": _fts5_query(((terms),)), "limit": limit, **params})).all()
+        rows = (await session.exec(query, params={"match": _fts5_query((terms,)), "limit": limit, **params})).all()
         return [Hit(r.key, r.kind, r.entity_ref, r.title, r.section, r.url, r.snippet, _covered(terms, r.marked) / len(terms))
                 for r in rows]
 

@@ -171,28 +171,22 @@ class Execution:
     def output(self) -> tuple[list[tuple[str, str]], str, list[str]]:
         """The template's output links and text, rendered after the steps (problems listed, not raised)."""
         context = self.context()
-        links: list[tuple[str, str]] = []
-        texts: list[str] = []
         problems: list[str] = []
-        for item in self.template.output.get("links") or []:
-            try:
-                if not is_true(item.get("if"), context):
-                    continue
-                rendered = render_value({k: v for k, v in item.items() if k != "if"}, context)
-            except ScaffolderError as exc:
-                problems.append(str(exc))
-                continue
-            target = rendered.get("url") or rendered.get("entityRef")
-            if target:
-                links.append((str(rendered.get("title") or target), str(target)))
-        for item in self.template.output.get("text") or []:
-            try:
-                if not is_true(item.get("if"), context):
-                    continue
-                rendered = render_value({k: v for k, v in item.items() if k != "if"}, context)
-            except ScaffolderError as exc:
-                problems.append(str(exc))
-                continue
-            texts.append(f"*{rendered['title']}*\n{rendered.get('content', '')}".strip() if rendered.get("title")
-                         else str(rendered.get("content", "")).strip())
+
+        def rendered(items: list[dict]) -> list[dict]:
+            done = []
+            for item in items:
+                try:
+                    if is_true(item.get("if"), context):
+                        done.append(render_value({k: v for k, v in item.items() if k != "if"}, context))
+                except ScaffolderError as exc:
+                    problems.append(str(exc))
+            return done
+
+        links = [(str(item.get("title") or target), str(target))
+                 for item in rendered(self.template.output.get("links") or [])
+                 if (target := item.get("url") or item.get("entityRef"))]
+        texts = [f"*{item['title']}*\n{item.get('content', '')}".strip() if item.get("title")
+                 else str(item.get("content", "")).strip()
+                 for item in rendered(self.template.output.get("text") or [])]
         return links, mask("\n\n".join(t for t in texts if t), self.secrets), problems
