@@ -45,7 +45,7 @@ class Console:
 
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_post("/api/{method}", self._api)
+        app.router.add_route("*", "/api/{method}", self._api)  # the SDK reads (users.info) with GET
         app.router.add_post("/response/{id}", self._response)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -63,7 +63,7 @@ class Console:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        body = dict(await request.post()) if request.content_type != "application/json" else await request.json()
+        body = {**request.query, **(await request.post() if request.content_type != "application/json" else await request.json())}
         ts = f"{time.time():.0f}.{next(self._ts):06d}"
         if method == "auth.test":
             return web.json_response({"ok": True, "team_id": SHELL_TEAM, "user_id": "U0PAVEDROAD", "bot_id": "B0PAVEDROAD", "team": "shell"})

@@ -9,6 +9,7 @@ run's idempotency key, so a Slack retry or a double submit starts one run.
 from __future__ import annotations
 
 import json
+import shlex
 from collections import OrderedDict
 from typing import Any
 
@@ -19,13 +20,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.catalog.refs import short_ref
 from bot.knowledge.markdown import to_mrkdwn
 from bot.ownership import team
-from bot.scaffolder import form
+from bot.scaffolder import form, parameters
 from bot.scaffolder.form import Draft, plain
 from bot.scaffolder.model import DryRun, Run, ScaffolderError, StepRecord, Template, ValidationErrors
 from bot.services import Services
 from commands.common import clip, escape, guarded, link, log, query_text
 
-HELP = [("/create-service [TEMPLATE]", "a new service from a software template: a form, a preview, live progress")]
+HELP = [("/create-service [TEMPLATE]", "a new service from a software template: a form, a preview, live progress"),
+        ("/create-service TEMPLATE name=VALUE ...", "the same without the form, e.g. from the shell")]
 PICK, FORM, REVIEW = "create_service_pick", "create_service_form", "create_service_review"
 OPEN, PREVIEW, RETRY = "create_service_open", "create_service_preview", "create_service_retry"
 TEMPLATE_BLOCK = "template"
@@ -251,6 +253,27 @@ class RunProgress:
 
 # -- the listeners ------------------------------------------------------------------------------
 
+def typed_values(template: Template, texts: dict[str, str]) -> dict[str, Any]:
+    """Each value as its parameter's JSON-schema type says; what does not convert stays text, for
+    the template's own validation to name."""
+    types = {name: schema.get("type") for name, schema in parameters.fields(template) if isinstance(schema, dict)}
+    values: dict[str, Any] = {}
+    for name, text in texts.items():
+        kind = types.get(name)
+        if kind == "boolean":
+            values[name] = text.lower() in ("true", "yes", "y", "1", "on")
+        elif kind == "array":
+            values[name] = [item.strip() for item in text.split(",") if item.strip()]
+        elif kind in ("integer", "number"):
+            try:
+                values[name] = int(text) if kind == "integer" else float(text)
+            except ValueError:
+                values[name] = text
+        else:
+            values[name] = text
+    return values
+
+
 def register(app: AsyncApp, services: Services) -> None:
     scaffolder, drafts = services.scaffolder, Drafts()
     scaffolder.listener = RunProgress(app.client, services)
@@ -286,13 +309,41 @@ def register(app: AsyncApp, services: Services) -> None:
         if not wanted:
             await client.views_open(trigger_id=command["trigger_id"], view=pick_view(templates))
             return
-        template = scaffolder.template(wanted)
+        name, _, rest = wanted.partition(" ")
+        template = scaffolder.template(name)
         if template is None:
             names = ", ".join(f"`{t.name}`" for t in templates[:20])
-            await respond(response_type="ephemeral", text=f":warning: There is no template called `{escape(wanted[:80])}`. "
+            await respond(response_type="ephemeral", text=f":warning: There is no template called `{escape(name[:80])}`. "
                                                            f"Templates: {names}.")
             return
+        if rest.strip():
+            await start_from_text(template, rest, command, respond)
+            return
         await client.views_open(trigger_id=command["trigger_id"], view=first_view(template))
+
+    async def start_from_text(template: Template, text: str, command: dict[str, Any], respond: AsyncRespond) -> None:
+        """`name=value` pairs instead of the form (quote a value with spaces; lists comma-separated)."""
+        try:
+            pairs = [word.partition("=") for word in shlex.split(text)]
+        except ValueError as exc:
+            await respond(response_type="ephemeral", text=f":warning: I could not read that: {escape(exc)}.")
+            return
+        bad = [key for key, equals, _ in pairs if not equals or not key]
+        if bad:
+            await respond(response_type="ephemeral", text=f":warning: Give values as `name=value`; `{escape(bad[0][:80])}` is not.")
+            return
+        values = typed_values(template, {key: value for key, _, value in pairs})
+        try:
+            await scaffolder.start(template, values, command["user_id"], key=f"command:{command['trigger_id']}")
+        except ValidationErrors as exc:
+            problems = "\n".join(f"• *{escape(key)}*: {escape(message)}" for key, message in exc.errors.items())
+            await respond(response_type="ephemeral", text=f":warning: The template does not accept these values:\n{problems}")
+            return
+        except ScaffolderError as exc:
+            await respond(response_type="ephemeral", text=f":no_entry: {escape(exc)}")
+            return
+        await respond(response_type="ephemeral", text=f":rocket: *{escape(template.title)}* has started; "
+                                                      "I'll keep you posted in a direct message, step by step.")
 
     @guarded
     async def open_from_home(body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -295,6 +295,21 @@ async def test_unknown_template_and_home_button(bot: Bot):
     await bot.slack.wait_for_call("views.open", lambda a: json_of(a["view"])["callback_id"] == PICK)
 
 
+async def test_values_on_the_command_line_instead_of_the_form(bot: Bot):
+    status, _, url = await bot.command("/create-service", "python-service name=pay-cli owner=group:default/payments-team "
+                                                          "'repoUrl=github.com?owner=acme&repo=pay-cli'")
+    assert status == 200
+    assert "has started" in (await bot.reply(url))["text"]
+    await progress(bot, ADA, "done")
+    assert bot.server.services.catalog.index.entities.get("component:default/pay-cli") is not None
+
+    _, _, url = await bot.command("/create-service", "python-service name=Pay! owner")
+    assert "`owner` is not" in (await bot.reply(url))["text"]
+    _, _, url = await bot.command("/create-service", "python-service name=Pay! owner=group:default/payments-team")
+    refused = (await bot.reply(url))["text"]
+    assert "does not accept" in refused and "*name*" in refused and "*repoUrl*" in refused
+
+
 def test_form_state_too_big_for_slack_is_kept_by_view_id():
     drafts = Drafts(capacity=2)
     small = Draft("template:default/x", {"name": "x"}, ["name"])

@@ -26,6 +26,7 @@ from bot.knowledge.markdown import split_sections
 from bot.knowledge.search import Document, Hit, KnowledgeBase
 from bot.knowledge.sources import Commits, DocSources, Page, faq_pages, has_docs
 from bot.models import KnowledgeDocument
+from bot.observability import metrics as observe
 from integrations.errors import IntegrationError
 from integrations.github import RateLimited
 
@@ -48,6 +49,7 @@ class _Pass:
     commits: Commits = field(default_factory=dict)
     pages: int = 0
     failed: int = 0
+    outside: dict[str, list[str]] = field(default_factory=dict)  # an outside system's failure → entities it hit
 
 
 def _documents(kind: str, entity: Entity, page: Page) -> list[Document]:
@@ -110,6 +112,9 @@ class Knowledge:
                     workers.create_task(self._work(run))
             if full:
                 self._last_full = time.monotonic()
+            for reason, keys in run.outside.items():
+                log.warning("could not read the docs of %d entit%s (%s%s): %s", len(keys), "y" if len(keys) == 1 else "ies",
+                            ", ".join(keys[:3]), ", ..." if len(keys) > 3 else "", reason)
             if todo:
                 log.info("%s docs pass: %d of %d entities read, %d page(s) indexed, %d failed, in %.1fs",
                          "full" if full else "catalog-change", len(todo), len(entities), run.pages, run.failed,
@@ -164,8 +169,10 @@ class Knowledge:
             except Exception as exc:  # one entity must not stop the others
                 self._retry_at[key] = time.monotonic() + RETRY_SECONDS
                 run.failed += 1
-                if run.failed <= LOGGED_FAILURES:
-                    log.warning("could not index the docs of %s: %s", key, exc, exc_info=not isinstance(exc, IntegrationError))
+                if isinstance(exc, IntegrationError):  # told once per reason, at the end of the pass
+                    run.outside.setdefault(str(exc), []).append(key)
+                elif run.failed <= LOGGED_FAILURES:
+                    log.warning("could not index the docs of %s", key, exc_info=True)
                 continue
             run.pages += pages
             self._retry_at.pop(key, None)
@@ -219,7 +226,7 @@ class Knowledge:
         return await self.sources.runbook(entity)
 
     async def search(self, question: str, limit: int = 3, kinds: Sequence[str] = (), entity_ref: str = "") -> list[Hit]:
-        return await self.kb.search(question, limit, kinds, entity_ref)
+        return observe.knowledge_search(await self.kb.search(question, limit, kinds, entity_ref))
 
     async def save_answer(self, key: str, question: str, answer: str, url: str) -> None:
         await self.kb.put([Document(f"answer:{key}", "answer", question[:300], answer, url=url)])
