@@ -22,6 +22,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.config import Settings
 from bot.deliveries import delivery_key
+from bot.observability.metrics import Metrics
+from bot.observability.slack import ObservedWebClient, request_middleware
 from bot.services import Services, build_services
 from commands import CAPABILITIES
 from commands.env import SlackNotifier
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 def slack_client(settings: Settings, base_url: str | None = None, token: str | None = None) -> AsyncWebClient:
     # No ssl= here: Bolt deep-copies the client for lazy listeners and an SSLContext cannot be
     # copied; aiohttp's default context already trusts the bundle named by SSL_CERT_FILE.
-    client = AsyncWebClient(token=token or settings.slack_bot_token or None, base_url=base_url or settings.slack_api_url, timeout=10)
+    client = ObservedWebClient(token=token or settings.slack_bot_token or None, base_url=base_url or settings.slack_api_url, timeout=10)
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     return client
 
@@ -81,7 +83,8 @@ def create_services(settings: Settings, client: AsyncWebClient) -> Services:
     return build_services(settings, SlackNotifier(client, settings), *profile_lookups(client))
 
 
-def build_app(settings: Settings, services: Services, client: AsyncWebClient, *, verify_requests: bool = True) -> AsyncApp:
+def build_app(settings: Settings, services: Services, client: AsyncWebClient, *, verify_requests: bool = True,
+              metrics: Metrics | None = None) -> AsyncApp:
     app = AsyncApp(
         client=client,
         signing_secret=settings.slack_signing_secret or None,
@@ -104,6 +107,7 @@ def build_app(settings: Settings, services: Services, client: AsyncWebClient, *,
             context["respond"] = PooledRespond(context.response_url, services.http)
         await next()
 
+    app.use(request_middleware(app, metrics or Metrics()))  # request id, user and command for the logs; counts
     app.use(skip_handled_deliveries)
     app.use(pooled_respond)
     for capability in CAPABILITIES:

@@ -19,6 +19,7 @@ from bot.catalog.loader import CatalogLoader
 from bot.catalog.service import lint as lint_catalog
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import Database
+from bot.observability.logs import configure as configure_logging
 from bot.scaffolder.actions import BUILTIN
 from bot.scaffolder.model import ScaffolderError, Template, ValidationErrors
 from bot.scaffolder.template import TemplateError, problems as template_problems, read_file as read_template_file, template_files
@@ -70,8 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pavedroad: configuration error: {exc}", file=sys.stderr)
         return 2
     quiet = args.command == "shell" and "LOG_LEVEL" not in os.environ  # the shell's output is the answer
-    logging.basicConfig(level="WARNING" if quiet else settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # JSON lines for `serve` (for a log pipeline), text for the commands people read; LOG_FORMAT overrides
+    configure_logging(settings, fmt=settings.log_format or ("json" if args.command == "serve" else "text"),
+                      level="WARNING" if quiet else settings.log_level)
     if args.command == "catalog" and args.action == "lint":
         return lint(settings, args.paths)
     if args.command == "template" and args.action == "validate":

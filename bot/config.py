@@ -68,6 +68,8 @@ class Settings:
     ssl_cert_file: str = ""
     answer_budget_seconds: float = 2.0
     log_level: str = "INFO"
+    log_format: str = ""  # "json" or "text"; "" lets the command choose (serve: json, the rest: text)
+    otel_exporter_otlp_endpoint: str = ""
     platform_channel: str = ""
     platform_admins: tuple[str, ...] = ()
     env_default_ttl_hours: float = 72.0
@@ -87,6 +89,8 @@ class Settings:
     office_hours_channels: tuple[str, ...] = ()
     office_hours_group: str = ""
     office_hours_digest: tuple[int, int, int] | None = (0, 9, 0)
+    scorecard_file: str = ""  # PAVEDROAD_SCORECARD: a YAML file of scorecard checks; "" for the defaults
+    nps_survey_days: int = 0  # PAVEDROAD_NPS_SURVEY_DAYS: DM active users the NPS survey this often; 0: never
 
     @property
     def github_publishing(self) -> bool:
@@ -226,6 +230,18 @@ def _provisioning(env: Mapping[str, str]) -> tuple[str, str, str]:
     return mode, repo, "" if str(folder) == "." else str(folder)
 
 
+def _scorecard(env: Mapping[str, str]) -> str:
+    """PAVEDROAD_SCORECARD: a YAML file of scorecard checks, read and checked now so a mistake stops the start."""
+    path = env.get("PAVEDROAD_SCORECARD", "").strip()
+    if path:
+        from bot.metrics.scorecard import ScorecardError, load_checks  # the checks' shape lives with the scorecard
+        try:
+            load_checks(path)
+        except ScorecardError as exc:
+            raise ConfigError(f"PAVEDROAD_SCORECARD: {exc}") from None
+    return path
+
+
 def _list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
     raw = env.get(name)
     if raw is None or not raw.strip():
@@ -251,6 +267,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     log_level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR (got {log_level!r})")
+    log_format = env.get("LOG_FORMAT", "").strip().lower()
+    if log_format not in ("", "json", "text"):
+        raise ConfigError(f"LOG_FORMAT must be json or text (got {log_format!r})")
     default_ttl = _duration_hours(env, "PAVEDROAD_ENV_DEFAULT_TTL", 72)
     max_ttl = _duration_hours(env, "PAVEDROAD_ENV_MAX_TTL", 168)
     if default_ttl > max_ttl:
@@ -299,6 +318,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ssl_cert_file=ssl_cert_file,
         answer_budget_seconds=_number(env, "PAVEDROAD_ANSWER_BUDGET_SECONDS", 2.0, low=0.1, high=2.8),
         log_level=log_level,
+        log_format=log_format,
+        otel_exporter_otlp_endpoint=_url(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "").rstrip("/"),
         platform_channel=env.get("PAVEDROAD_PLATFORM_CHANNEL", "").strip(),
         platform_admins=_list(env, "PAVEDROAD_PLATFORM_ADMINS"),
         env_default_ttl_hours=default_ttl,
@@ -318,4 +339,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         office_hours_channels=_list(env, "PAVEDROAD_OFFICE_HOURS_CHANNELS"),
         office_hours_group=env.get("PAVEDROAD_OFFICE_HOURS_GROUP", "").strip(),
         office_hours_digest=_digest(env),
+        scorecard_file=_scorecard(env),
+        nps_survey_days=int(_number(env, "PAVEDROAD_NPS_SURVEY_DAYS", 0, low=0, high=366, integer=True)),
     )

@@ -190,3 +190,17 @@ class ScaffolderClaim(SQLModel, table=True):
     __tablename__ = "scaffolder_claim"
     name: str = Field(primary_key=True)
     run_id: str = Field(index=True)
+
+
+class FeedbackResponse(SQLModel, table=True):
+    """One developer-NPS answer: a 0–10 score and a comment, from `/platform feedback` or a survey.
+    `response_key` (the modal's view id) makes a double submit one answer."""
+
+    __tablename__ = "feedback_response"
+    id: int | None = Field(default=None, primary_key=True)
+    response_key: str = Field(unique=True)
+    user_id: str = Field(index=True)
+    score: int
+    comment: str = ""
+    source: str = "command"
+    submitted_at: float = Field(index=True)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -15,32 +17,57 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build_app, create_services, slack_client
 from bot.config import ConfigError, Settings
+from bot.observability.logs import RequestContext, new_request_id, request_context
+from bot.observability.metrics import Metrics
+from bot.observability.slack import RequestInfo, request_info
+from bot.observability.tracing import Tracing
 from bot.services import Services
 from commands.office_hours import post_digest_if_due
+from commands.platform import post_survey_if_due
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_000_000
 DOCS_PASS_SECONDS = 30  # how soon the docs follow a catalog change; with none, a pass only compares entries
 
 
-def build_web_app(app: AsyncApp, services: Services) -> web.Application:
+def build_web_app(app: AsyncApp, services: Services, metrics: Metrics | None = None) -> web.Application:
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+    metrics = metrics or Metrics()
     secret = services.settings.slack_signing_secret
     verifier = SignatureVerifier(secret) if secret else None
 
     async def slack_events(request: web.Request) -> web.Response:
+        """Each request gets an id (in the logs), a span when tracing, and its timings."""
+        arrived = time.perf_counter()
+        metrics.activate()
+        info = RequestInfo()
+        tokens = request_context.set(RequestContext(new_request_id())), request_info.set(info)
+        try:
+            with metrics.tracing.span("slack request") if metrics.tracing else contextlib.nullcontext():
+                response, dispatched = await _slack_events(request)
+            if dispatched is not None:
+                metrics.slack_request_seconds.labels(info.kind, info.name, info.listener).observe(dispatched)
+            metrics.ack_seconds.labels(info.kind if dispatched is not None else "refused").observe(time.perf_counter() - arrived)
+            return response
+        finally:
+            request_info.reset(tokens[1])
+            request_context.reset(tokens[0])
+
+    async def _slack_events(request: web.Request) -> tuple[web.Response, float | None]:
         """The signature is checked before the body is parsed, so junk gets 400 or 401, never a 500."""
         try:
             body = (await request.read()).decode("utf-8")  # Slack always sends UTF-8
         except UnicodeDecodeError:
-            return web.Response(status=400, text="body is not UTF-8")
+            return web.Response(status=400, text="body is not UTF-8"), None
         if verifier is None or not verifier.is_valid_request(body, dict(request.headers)):
-            return web.Response(status=401, text="invalid request")
+            return web.Response(status=401, text="invalid request"), None
         try:
             bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
         except ValueError:
-            return web.Response(status=400, text="unreadable body")
-        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
+            return web.Response(status=400, text="unreadable body"), None
+        started = time.perf_counter()
+        bolt_response = await app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response), time.perf_counter() - started
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -52,10 +79,15 @@ def build_web_app(app: AsyncApp, services: Services) -> web.Application:
         return web.json_response({"database": database, "catalog": catalog,
                                   "entities": len(services.catalog.index.entities)}, status=status)
 
+    async def prometheus(_: web.Request) -> web.Response:
+        body = await metrics.render(services.db)
+        return web.Response(body=body, headers={"Content-Type": metrics.content_type})
+
     if verifier is not None:  # in Socket Mode without a signing secret, Slack never posts here
         web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
+    web_app.router.add_get("/metrics", prometheus)
     return web_app
 
 
@@ -134,6 +166,7 @@ class RunningServer:
     runner: web.AppRunner
     jobs: Jobs
     socket_mode: Any = None
+    metrics: Metrics | None = None
 
     async def stop(self) -> None:
         await self.jobs.stop()
@@ -141,17 +174,21 @@ class RunningServer:
             await self.socket_mode.close_async()
         await self.runner.cleanup()
         await self.services.close()
+        if self.metrics is not None and self.metrics.tracing is not None:
+            await asyncio.to_thread(self.metrics.tracing.shutdown)  # sends the spans still queued
 
 
 async def start(settings: Settings, port: int | None = None) -> RunningServer:
     """Migrate, serve the recorded catalog, listen, then refresh the catalog in the background
     (`/readyz` says when it is loaded), keep the docs in step with it in a job of their own, and
     connect Socket Mode when an app token is set."""
+    metrics = Metrics(Tracing.from_settings(settings))
+    metrics.activate()  # the jobs started below record into this app's metrics
     client = slack_client(settings)
     services = create_services(settings, client)
     await services.prepare()
-    app = build_app(settings, services, client)
-    runner = web.AppRunner(build_web_app(app, services), access_log=None)
+    app = build_app(settings, services, client, metrics=metrics)
+    runner = web.AppRunner(build_web_app(app, services, metrics), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port if port is None else port)
     await site.start()
@@ -163,9 +200,10 @@ async def start(settings: Settings, port: int | None = None) -> RunningServer:
     jobs.every(600, services.deliveries.forget_old, "delivery log cleanup")
     jobs.until_done(services.scaffolder.resume_unfinished, "resuming unfinished template runs")
     jobs.every(60, lambda: post_digest_if_due(client, services), "office-hours digest")
+    jobs.every(3600, lambda: post_survey_if_due(client, services), "NPS survey")
     if services.environments.provisioned:
         jobs.every(settings.reaper_interval_seconds, services.reaper.run, "reaper")
-    server = RunningServer(f"http://{settings.host}:{bound}", app, services, runner, jobs)
+    server = RunningServer(f"http://{settings.host}:{bound}", app, services, runner, jobs, metrics=metrics)
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
@@ -177,5 +215,5 @@ async def start(settings: Settings, port: int | None = None) -> RunningServer:
         server.socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token)
         await server.socket_mode.connect_async()
         log.info("connected to Slack in Socket Mode")
-    log.info("listening on %s (POST /slack/events, GET /healthz, GET /readyz)", server.url)
+    log.info("listening on %s (POST /slack/events, GET /healthz, GET /readyz, GET /metrics)", server.url)
     return server

@@ -35,6 +35,7 @@ from integrations.backstage import BackstageClient
 from integrations.git_hosting import GitHost
 from integrations.git_local import LocalGit
 from integrations.github import GitHubClient
+from integrations.github_delivery import GitHubDelivery
 from integrations.github_publish import AppCredentials, GitHubPublisher
 from integrations.kubernetes import KubernetesClient
 from integrations.pagerduty import PagerDutyClient
@@ -62,6 +63,8 @@ class Services:
     knowledge: Knowledge
     office_hours: OfficeHours
     scaffolder: Scaffolder
+    github_delivery: GitHubDelivery | None = None
+    """GitHub reads for `/dora` and CI success rates (deployments, workflow runs, commits)."""
 
     async def prepare(self) -> None:
         """Migrate the schema and serve the catalog as recorded; `refresh()` re-reads it."""
@@ -138,4 +141,5 @@ def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: 
         office_hours=OfficeHours(db, knowledge),
         scaffolder=Scaffolder(db, catalog, people, policy, audit, leases, git_host,
                               template_paths=settings.templates, work_dir=settings.data_dir / "scaffolder"),
+        github_delivery=GitHubDelivery(http, settings.github_api_url, settings.github_token),
     )

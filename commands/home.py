@@ -8,11 +8,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import Services
 from bot.models import Environment
-from commands import create_service, env, office_hours, runbook, whoowns
+from commands import create_service, dora, env, office_hours, platform, runbook, whoowns
 from commands.common import escape
 
 HELP: list[tuple[str, str]] = []
-FEATURES = (whoowns, env, runbook, office_hours)
+FEATURES = (whoowns, create_service, env, runbook, office_hours, platform, dora)
 
 
 def home_view(entities: int, problems: int, environments: list[Environment]) -> dict[str, Any]:

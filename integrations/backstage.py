@@ -5,7 +5,7 @@ from typing import Any
 
 import aiohttp
 
-from integrations.errors import IntegrationError
+from integrations.errors import IntegrationError, observed
 
 PAGE_SIZE = 500
 
@@ -23,11 +23,12 @@ class BackstageClient:
         params: dict[str, str] = {"limit": str(PAGE_SIZE)}
         while True:
             try:
-                async with self.session.get(f"{self.base_url}/api/catalog/entities/by-query", params=params,
-                                            headers=self.headers, timeout=self.timeout) as response:
-                    if response.status != 200:
-                        raise IntegrationError("Backstage", f"catalog API answered HTTP {response.status}")
-                    page = await response.json()
+                with observed("backstage", "entities"):
+                    async with self.session.get(f"{self.base_url}/api/catalog/entities/by-query", params=params,
+                                                headers=self.headers, timeout=self.timeout) as response:
+                        if response.status != 200:
+                            raise IntegrationError("Backstage", f"catalog API answered HTTP {response.status}")
+                        page = await response.json()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise IntegrationError("Backstage", f"catalog API unreachable ({exc.__class__.__name__})") from exc
             except ValueError as exc:

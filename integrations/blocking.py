@@ -16,7 +16,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator, Callable, TypeVar
 
-from integrations.errors import IntegrationError
+from integrations.errors import IntegrationError, observed
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -56,6 +56,13 @@ class BlockingPool:
 async def guarded(system: str, timeout: float, reason: Reason) -> AsyncIterator[None]:
     """The body must finish within `timeout`; failures that `reason` names (and the time running
     out) become `IntegrationError`, others propagate as bugs."""
+    with observed(system):
+        async with _guarded(system, timeout, reason):
+            yield
+
+
+@contextlib.asynccontextmanager
+async def _guarded(system: str, timeout: float, reason: Reason) -> AsyncIterator[None]:
     try:
         async with asyncio.timeout(timeout):
             yield

@@ -15,7 +15,7 @@ import gidgethub
 from gidgethub import sansio
 from gidgethub.aiohttp import GitHubAPI
 
-from integrations.errors import IntegrationError
+from integrations.errors import IntegrationError, observed
 
 TIMEOUT_SECONDS = 10.0
 SECONDARY_LIMIT_WAIT = 60.0  # GitHub: without retry-after, "wait for at least one minute"
@@ -72,8 +72,9 @@ class GitHubClient:
                    **params: Any) -> Any:
         """GET with a timeout; answers whose status is in `missing` raise `NotFound`."""
         try:
-            async with asyncio.timeout(TIMEOUT_SECONDS):
-                return await self.api.getitem(url, url_vars=params, accept=accept)
+            with observed("github", "read"):
+                async with asyncio.timeout(TIMEOUT_SECONDS):
+                    return await self.api.getitem(url, url_vars=params, accept=accept)
         except gidgethub.HTTPException as exc:
             status = int(exc.status_code)
             if status in missing:

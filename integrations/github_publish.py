@@ -25,7 +25,7 @@ import jwt
 from gidgethub import apps
 from gidgethub.aiohttp import GitHubAPI
 
-from integrations.errors import IntegrationError
+from integrations.errors import IntegrationError, observed
 from integrations.git_hosting import (Author, Commit, Location, PullRequest, RepoSettings, Repository,
                                       RepositoryExists, walk_files)
 
@@ -139,8 +139,9 @@ class GitHubPublisher:
         async with self._writes if method != "GET" else nullcontext():
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
-                    async with asyncio.timeout(self.timeout):
-                        return await send(url, url_vars, **kwargs)
+                    with observed(SYSTEM, method.lower()):
+                        async with asyncio.timeout(self.timeout):
+                            return await send(url, url_vars, **kwargs)
                 except gidgethub.HTTPException as exc:
                     wait = _retry_after(exc)
                     if wait is None:

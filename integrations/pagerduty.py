@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
 import pagerduty
@@ -25,6 +25,7 @@ SERVICE_CACHE_SECONDS = 60.0
 SERVICE_CACHE_SIZE = 2048
 PAGE = 100  # the most PagerDuty lists at once
 CANONICAL_PATHS_KEPT = 1024
+INCIDENT_LIST_LIMIT = 10000  # PagerDuty answers 400 past offset + limit of 10 000
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,17 @@ class Incident:
     status: str
     urgency: str
     url: str
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    """An incident as a metric needs it: which service, when it was opened and (if it was) resolved."""
+    id: str
+    service_id: str
+    status: str
+    urgency: str
+    created_at: datetime
+    resolved_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,14 @@ def _time(value: str | None) -> datetime | None:
 def _incident(data: dict[str, Any]) -> Incident:
     return Incident(data.get("id", ""), int(data.get("incident_number") or 0), data.get("title") or data.get("summary", ""),
                     data.get("status", ""), data.get("urgency", ""), data.get("html_url", ""))
+
+
+def _incident_record(data: dict[str, Any]) -> IncidentRecord:
+    status = data.get("status", "")
+    resolved = _time(data.get("resolved_at")) or (_time(data.get("last_status_change_at")) if status == "resolved" else None)
+    created = _time(data.get("created_at"))
+    return IncidentRecord(data.get("id", ""), (data.get("service") or {}).get("id", ""), status, data.get("urgency", ""),
+                          created or datetime.min.replace(tzinfo=timezone.utc), resolved if status == "resolved" else None)
 
 
 def _read(rest: pagerduty.RestApiV2Client, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -214,6 +234,31 @@ class PagerDutyClient:
         page = _read(rest, "incidents", {"service_ids[]": [service_id], "statuses[]": OPEN_STATUSES, "sort_by": "created_at:desc",
                                          "limit": RECENT_INCIDENTS})
         return tuple(_incident(i) for i in (page.get("incidents") or [])[:RECENT_INCIDENTS])
+
+    async def incidents_between(self, service_ids: list[str], since: datetime, until: datetime,
+                                statuses: tuple[str, ...] = (), timeout: float | None = None) -> list[IncidentRecord]:
+        """Every incident of these services created in [since, until] (all statuses unless given),
+        oldest first: `GET /incidents` with `service_ids[]`, `since`, `until`, paginated by offset
+        and `more` (PagerDuty stops at 10 000 results; a window is at most 6 months)."""
+        if not service_ids:
+            return []
+
+        def read() -> list[IncidentRecord]:
+            rest, found = self._api(), []
+            offset = 0
+            while True:
+                params: dict[str, Any] = {"service_ids[]": list(service_ids), "since": since.isoformat(),
+                                          "until": until.isoformat(), "sort_by": "created_at:asc",
+                                          "limit": PAGE, "offset": offset}
+                if statuses:
+                    params["statuses[]"] = list(statuses)
+                page = _read(rest, "incidents", params)
+                items = page.get("incidents") or []
+                found += [_incident_record(i) for i in items]
+                offset += len(items)
+                if not page.get("more") or not items or offset + PAGE > INCIDENT_LIST_LIMIT:
+                    return found
+        return await self._call(read, timeout)
 
     async def trigger(self, routing_key: str, summary: str, source: str, dedup_key: str,
                       details: dict[str, Any] | None = None) -> str:

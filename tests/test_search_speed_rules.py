@@ -14,7 +14,7 @@ from sqlalchemy import text
 from bench.search import documents, questions
 from bot.db import Database
 from bot.knowledge import search
-from bot.knowledge.search import Document, KnowledgeBase, Plan, _fts5_query, plan_match, significant_terms
+from bot.knowledge.search import Candidates, Document, KnowledgeBase, Plan, _fts5_query, plan_match, significant_terms
 from bot.officehours import OfficeHours
 from tests.test_retrieval_quality import FLOORS, TOP, build_knowledge, load_questions, score
 
@@ -24,32 +24,35 @@ from tests.test_retrieval_quality import FLOORS, TOP, build_knowledge, load_ques
 def test_under_budget_is_the_plain_or_of_every_term():
     terms = ["postgres", "database", "zebra"]
     plan = plan_match(terms, {"postgres": 3, "database": 10}, 40, budget=1000, rare_budget=1000)
-    assert plan == Plan(("postgres", "database", "zebra"), ((("postgres", "database", "zebra"),),))
+    assert plan == Plan(("postgres", "database", "zebra"), (Candidates((("postgres", "database", "zebra"),)),))
 
 
 def test_terms_in_more_than_half_the_documents_are_dropped_first():
     frequency = {"runbook": 900, "service": 800, "latency": 40, "payment": 60}
     plan = plan_match(["payment", "service", "runbook", "latency"], frequency, 1000, budget=200, rare_budget=200)
     assert plan.terms == ("payment", "service", "runbook", "latency")        # still ranked and counted for coverage
-    assert plan.candidates == ((("payment", "latency"),),) and plan.fallback is None
+    assert plan.candidates == (Candidates((("payment", "latency"),)),) and plan.fallback is None
 
 
 def test_over_budget_rare_terms_plus_groups_of_the_common_ones():
     frequency = {"rare": 5, "scarce": 20, "a": 300, "b": 280, "c": 250, "d": 200, "gone": 0, "every": 900}
     terms = ["every", "a", "rare", "b", "gone", "c", "scarce", "d"]
     plan = plan_match(terms, frequency, 1000, budget=200, rare_budget=30)
-    rare, with_common, groups = plan.candidates
-    assert rare == (("rare", "scarce"),)
-    assert with_common == (("rare", "scarce"), ("d", "c", "b", "a"))          # exact bm25 for rare documents with common terms
-    assert len(groups) >= 2 and sorted(t for g in groups for t in g) == ["a", "b", "c", "d"]
+    rare_only, rare_and_common, groups = plan.candidates               # disjoint sets, each ranked on all its terms
+    assert rare_only == Candidates((("rare", "scarce"),), without=("d", "c", "b", "a"))
+    assert rare_and_common == Candidates((("rare", "scarce"), ("d", "c", "b", "a")))
+    assert len(groups.groups) >= 2 and sorted(t for g in groups.groups for t in g) == ["a", "b", "c", "d"]
+    assert groups.without == ("rare", "scarce")
     assert set(plan.fallback) == {"rare", "scarce", "a", "b", "c", "d"}        # never "gone" (no document) nor "every"
+    assert _fts5_query(rare_only) == '("rare" OR "scarce") NOT ("d" OR "c" OR "b" OR "a")'
+    assert search._tsquery(plan.candidates).startswith("(rare | scarce) | ")   # PostgreSQL: only the union matters
     without_rare = plan_match(terms, frequency, 1000, budget=200, rare_budget=0)
-    assert len(without_rare.candidates) == 1 and len(without_rare.candidates[0]) >= 2
+    assert len(without_rare.candidates) == 1 and len(without_rare.candidates[0].groups) >= 2
 
 
 def test_only_common_terms_are_and_ed_rather_than_matching_everything():
     plan = plan_match(["runbook", "errors"], {"runbook": 900, "errors": 650}, 1000, budget=500, rare_budget=500)
-    assert plan.candidates == ((("runbook",), ("errors",)),)
+    assert plan.candidates == (Candidates((("runbook",), ("errors",))),)
 
 
 # -- the ranking of the candidates -------------------------------------------------------------
@@ -61,7 +64,7 @@ async def _exhaustive(db: Database, terms: list[str], limit: int) -> list[str]:
         if db.is_sqlite:
             query = text("SELECT d.key FROM kb_fts JOIN kb_document d ON d.id = kb_fts.rowid WHERE kb_fts MATCH :m "
                          "ORDER BY bm25(kb_fts, 5.0, 1.0), d.id LIMIT :limit")
-            return list((await session.exec(query, params={"m": _fts5_query((terms,)), "limit": limit})).scalars())
+            return list((await session.exec(query, params={"m": _fts5_query(Candidates((tuple(terms),))), "limit": limit})).scalars())
         query = text("SELECT key FROM kb_document, to_tsquery('english', :q) AS q WHERE search @@ q "
                      "ORDER BY ts_rank(search, q) DESC, id LIMIT :limit")
         return list((await session.exec(query, params={"q": " | ".join(terms), "limit": limit})).scalars())

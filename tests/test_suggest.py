@@ -95,6 +95,16 @@ def test_ties_are_alphabetical_whatever_the_input_order():
     assert Suggester(SMALL).suggest("sophie.liskovx", limit=2) == ("sophie.liskov1", "sophie.liskov2")
 
 
+@pytest.mark.parametrize("query", ["service payment", "payment servce", "paymnt", "payment-service-v2-canary",
+                                   "ada lovelace", "lovelace", "chekcout"])
+def test_scores_are_wratio_with_or_without_whitespace(query: str):
+    """Plain ratio stands in for WRatio only where they are equal; names or queries with spaces
+    (not from the catalog index, which turns them into hyphens) are scored with WRatio."""
+    names = SMALL + ["payment service", "checkout service", "ada lovelace", "payment-service-v2"]
+    got = Suggester(names).suggest(query)
+    assert list(got) == [name for name, _ in best_of_all(names, query)]
+
+
 def test_large_catalog_typos_find_what_scoring_every_name_finds(large: Suggester):
     rng = random.Random(5)
     meant = rng.sample(LARGE, 150)

@@ -19,6 +19,7 @@ from bot.environments.rules import Refused
 from bot.environments.service import ACTIVE, ENVIRONMENT_ID, Environments
 from bot.leases import Leases
 from bot.models import Environment
+from bot.observability import metrics as observe
 from integrations.kubernetes import MANAGED_BY
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Reaper:
                     await envs.notifier.expiring(env, envs.owner(env))
                     await envs.update(env, warned_at=now)
         report.drift += [f"{name}: labelled managed-by=pavedroad but not recorded; left alone" for name in sorted(set(labelled) - known)]
+        observe.reaper_pass(report, dry_run)
         for line in report.lines():
             log.info("reaper %s", line)
         return report

@@ -45,11 +45,11 @@ until up very was we were what when where which while who whom why will with wou
 
 COMMON_SHARE = 0.5  # a term in more than this share of the documents is not matched on (bm25 idf <= 0, clamped by FTS5)
 # Per engine: how many postings one question may have the engine rank before the plan narrows the
-# candidates, and how many of those the "rarest terms" candidate set may take. Measured with
-# bench/search.py at 10,000 documents (bench/SEARCH.md): SQLite's bm25 costs ~2-5 us a matched row and
+# candidates, and how many of them the "rarest terms" candidate set may take. Measured with
+# bench/search.py at 10,000 documents (bench/SEARCH.md): SQLite's bm25 costs ~3-8 us a ranked row and
 # needs the rare-term set to keep bm25's top hits; PostgreSQL fetches, detoasts and ranks each candidate
 # (~5-10 us a row), and its ts_rank, without idf, keeps as many top hits from the groups alone.
-BUDGETS = {"sqlite": (1000, 1000), "postgresql": (1000, 0)}
+BUDGETS = {"sqlite": (800, 1000), "postgresql": (800, 0)}
 STATS_MAX_AGE = 60.0  # seconds; this process's writes drop the statistics at once, another process's within this
 STATS_MAX_TERMS = 50_000  # cached document frequencies before the cache starts afresh
 
@@ -84,13 +84,20 @@ def significant_terms(question: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Candidates:
+    """Documents matching some term of each group, and none of `without`."""
+    groups: tuple[tuple[str, ...], ...]
+    without: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
     """How one question is matched. `terms`: every significant term, as ranked (PostgreSQL),
-    highlighted and counted for coverage. `candidates`: the document sets to rank, each an AND of
-    OR-groups of terms; their union is what the engine ranks. `fallback`: OR-ed when the candidates
-    give fewer hits than asked for; None when the candidates are already the plain OR."""
+    highlighted and counted for coverage. `candidates`: the document sets to rank; their union is
+    what the engine ranks. `fallback`: OR-ed when the candidates give fewer hits than asked for;
+    None when the candidates are already the plain OR."""
     terms: tuple[str, ...]
-    candidates: tuple[tuple[tuple[str, ...], ...], ...]
+    candidates: tuple[Candidates, ...]
     fallback: tuple[str, ...] | None = None
 
 
@@ -102,26 +109,28 @@ def _union_estimate(frequencies: Sequence[int], documents: int) -> float:
 def plan_match(terms: Sequence[str], frequency: Mapping[str, int], documents: int,
                budget: int, rare_budget: int) -> Plan:
     """Choose the candidate documents from the terms' document frequencies (see the module's doc).
-    The work of a set of terms is the sum of their postings, an upper bound of what the engine ranks."""
+    The work of a set of terms is the sum of their postings, an upper bound of what the engine ranks.
+    With rare terms R and the other terms C, the sets are disjoint: R without C, R with C (bm25
+    counts both), and some term of each group of C without R."""
     terms = tuple(terms)
     active = [t for t in terms if frequency.get(t, 0) > 0]
     if sum(frequency[t] for t in active) <= budget or documents <= 0:
-        return Plan(terms, ((terms,),))
+        return Plan(terms, (Candidates((terms,)),))
     kept = [t for t in active if frequency[t] <= COMMON_SHARE * documents] or active
     if sum(frequency[t] for t in kept) <= budget:
-        return Plan(terms, ((tuple(kept),),))
+        return Plan(terms, (Candidates((tuple(kept),)),))
     kept.sort(key=lambda t: frequency[t])
     rare: list[str] = []
     for term in kept:
         if sum(frequency[t] for t in rare) + frequency[term] > rare_budget:
             break
         rare.append(term)
-    common = kept[len(rare):]
-    candidates: list[tuple[tuple[str, ...], ...]] = []
+    common = tuple(kept[len(rare):])
+    candidates: list[Candidates] = []
     if rare:
-        candidates.append((tuple(rare),))
+        candidates.append(Candidates((tuple(rare),), without=common))
         if common:
-            candidates.append((tuple(rare), tuple(common)))
+            candidates.append(Candidates((tuple(rare), common)))
     if len(common) >= 2 or not rare:
         groups: list[list[str]] = []
         for count in range(2, len(common) + 1):
@@ -131,7 +140,7 @@ def plan_match(terms: Sequence[str], frequency: Mapping[str, int], documents: in
             both = documents * math.prod(_union_estimate([frequency[t] for t in g], documents) / documents for g in groups)
             if both <= budget:
                 break
-        candidates.append(tuple(tuple(g) for g in groups) if groups else (tuple(common),))
+        candidates.append(Candidates(tuple(tuple(g) for g in groups) if groups else (common,), without=tuple(rare)))
     return Plan(terms, tuple(candidates), tuple(kept))
 
 
@@ -216,11 +225,11 @@ class KnowledgeBase:
         async with self.db.session() as session:
             # One entity's pages are few: its search stays the plain OR (on PostgreSQL the entity_ref
             # index finds them; FTS5 matches over the whole index either way, as before).
-            plan = Plan(tuple(terms), ((tuple(terms),),)) if entity_ref else await self._plan(session, terms)
+            plan = Plan(tuple(terms), (Candidates((tuple(terms),)),)) if entity_ref else await self._plan(session, terms)
             run = self._sqlite if self.db.is_sqlite else self._postgres
             hits = await run(session, plan.terms, plan.candidates, limit, kinds, entity_ref)
             if plan.fallback is not None and len(hits) < limit:
-                hits = await run(session, plan.terms, ((plan.fallback,),), limit, kinds, entity_ref)
+                hits = await run(session, plan.terms, (Candidates((plan.fallback,)),), limit, kinds, entity_ref)
             return hits
 
     # -- term statistics -----------------------------------------------------------------------
@@ -319,9 +328,10 @@ class KnowledgeBase:
         return sql, params
 
     async def _sqlite(self, session, terms, candidates, limit, kinds, entity_ref) -> list[Hit]:
-        """Each candidate set is one FTS5 query ranked by bm25 over its own terms, top `limit`; a
-        document keeps its best score (a set missing some of its terms scores it lower, never
-        higher). Snippet, highlight (for coverage) and metadata for the winners only, on all terms."""
+        """Each candidate set is one FTS5 query ranked by bm25 over its terms, top `limit`; a
+        document keeps its best score (were the sets to overlap, a set missing some of a document's
+        terms would score it lower, never higher). Snippet, highlight (for coverage) and metadata for
+        the winners only, on all terms."""
         where, params = self._filters(kinds, entity_ref, "d.")
         join = " JOIN kb_document d ON d.id = kb_fts.rowid" if where else ""
         ranked = " UNION ALL ".join(
@@ -337,7 +347,7 @@ class KnowledgeBase:
         if kinds:
             query = query.bindparams(bindparam("kinds", expanding=True))
         params.update({f"m{i}": _fts5_query(c) for i, c in enumerate(candidates)})
-        rows = (await session.exec(query, params={"match": _fts5_query((terms,)), "limit": limit, **params})).all()
+        rows = (await session.exec(query, params={"match": _fts5_query(Candidates((terms,))), "limit": limit, **params})).all()
         return [Hit(r.key, r.kind, r.entity_ref, r.title, r.section, r.url, r.snippet, _covered(terms, r.marked) / len(terms))
                 for r in rows]
 
@@ -370,15 +380,19 @@ class KnowledgeBase:
         return hits
 
 
-def _fts5_query(candidate: Sequence[Sequence[str]]) -> str:
-    """An AND of OR-groups in FTS5 syntax: `("a" OR "b") AND ("c")`. Terms are [a-z0-9]+."""
-    groups = [" OR ".join(f'"{t}"' for t in group) for group in candidate]
-    return groups[0] if len(groups) == 1 else " AND ".join(f"({g})" for g in groups)
+def _fts5_query(candidates: Candidates) -> str:
+    """In FTS5 syntax: `("a" OR "b") AND ("c") NOT ("d")`. Terms are [a-z0-9]+."""
+    groups = [" OR ".join(f'"{t}"' for t in group) for group in candidates.groups]
+    query = groups[0] if len(groups) == 1 else " AND ".join(f"({g})" for g in groups)
+    if candidates.without:
+        query = f"({query}) NOT (" + " OR ".join(f'"{t}"' for t in candidates.without) + ")"
+    return query
 
 
-def _tsquery(candidates: Sequence[Sequence[Sequence[str]]]) -> str:
-    """The union of the candidate sets in to_tsquery syntax: `(a | b) & (c) | (d)`. A set that
-    another contains (`(R) & (C)` beside `(R)`) is left out: only the union matters here."""
-    singles = [set(c[0]) for c in candidates if len(c) == 1]
-    kept = [c for c in candidates if len(c) == 1 or not any(set(g) <= s for g in c for s in singles)]
-    return " | ".join(" & ".join("(" + " | ".join(group) + ")" for group in candidate) for candidate in kept)
+def _tsquery(candidates: Sequence[Candidates]) -> str:
+    """The union of the candidate sets in to_tsquery syntax: `(a | b) & (c) | (d)`. Only the union
+    matters here, so exclusions are left out, and so is a set that another contains (`(R) & (C)`
+    beside `(R)`)."""
+    singles = [set(c.groups[0]) for c in candidates if len(c.groups) == 1]
+    kept = [c for c in candidates if len(c.groups) == 1 or not any(set(g) <= s for g in c.groups for s in singles)]
+    return " | ".join(" & ".join("(" + " | ".join(group) + ")" for group in c.groups) for c in kept)

@@ -28,6 +28,7 @@ from bot.catalog.service import CatalogService
 from bot.db import Database
 from bot.leases import Leases
 from bot.models import ScaffolderRun, ScaffolderStep
+from bot.observability import metrics as observe
 from bot.people import People
 from bot.policy import Policy
 from bot.scaffolder import parameters
@@ -385,6 +386,7 @@ class Scaffolder:
         run.output_links, run.output_text = links or [], text
         await self.store.update_run(run.id, state=state, error=error, output_links=dumps(run.output_links),
                                     output_text=text, finished_at=run.finished_at, release_claims=True)
+        observe.scaffold_run(state, run.steps)
         seconds = run.finished_at - run.submitted_at
         log.info("run %s of %s %s, %.2fs from submit", run.id, run.template_ref, state, seconds)
         await self.audit.record(run.requester, "scaffold.run", run.template_ref, state,

@@ -45,14 +45,22 @@ default branch; ``Accept: application/vnd.github.sha`` for the bare sha, whose
 ``content`` or ``sha``, ``sha: null`` deletes; ``recursive``), ``POST``/``GET
 .../git/commits``, ``POST``/``GET .../pulls`` (``state``, ``head=owner:branch``
 - a bare branch name is ignored, as GitHub does -, ``base``, ``per_page``,
-``page``), ``GET``/``PATCH .../pulls/{number}``, ``GET .../deployments`` and
-``GET .../actions/runs`` (``repo.deployments`` / ``repo.workflow_runs``, empty
-unless a test appends). Lists are paginated with ``Link`` headers.
+``page``), ``GET``/``PATCH .../pulls/{number}``, ``GET .../deployments``
+(``environment``, ``ref``, ``sha``, ``task``; newest first), ``GET
+.../deployments/{id}/statuses`` (newest first), ``GET .../actions/runs``
+(``branch``, ``status``, ``event``, ``head_sha``, ``created`` as GitHub's date
+qualifier: ``>=2024-01-01``, ``A..B``...; newest first, in ``{"total_count",
+"workflow_runs"}``) and ``GET .../compare/{base}...{head}`` (the commits in
+head and not in base, oldest first, at most 250). Lists are paginated with
+``Link`` headers.
 ``download_url`` points at ``{url}/raw/{owner}/{repo}/{ref}/{path}`` on the
 fake (as GitHub Enterprise serves raw files); ``html_url`` at ``html_root``.
 
 Seeding and inspection: ``add_org``, ``add_team``, ``add_repo`` (a README.md
 commit unless ``files`` or ``empty=True``), ``add_branch``, ``commit_files``;
+delivery data with ``add_dated_commit`` (a commit at a given time),
+``add_deployment`` (with one status, ``state=None`` for none),
+``add_deployment_status`` and ``add_workflow_run``;
 ``repos`` (full name → ``FakeRepo``), ``repo(name)``, ``file(repo, path,
 ref=None)``, ``files(repo, ref=None)``, ``commits(repo, branch=None)``,
 ``pulls(repo)``, ``team_permission(org, team, repo)``.
@@ -68,6 +76,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -276,6 +285,8 @@ class FakeRepo:
     pull_records: list[JsonDict] = field(default_factory=list)
     deployments: list[JsonDict] = field(default_factory=list)
     workflow_runs: list[JsonDict] = field(default_factory=list)
+    deployment_statuses: dict[int, list[JsonDict]] = field(default_factory=dict)
+    """Deployment id → its statuses, oldest first (``add_deployment``)."""
     updated_at: str = ""
     pushed_at: str | None = None
 
@@ -553,6 +564,8 @@ class GitHubFake(FakeServer):
         router.add_patch(repo + "/pulls/{number:[0-9]+}", api(self._update_pull))
         router.add_get(f"{repo}/deployments", api(self._list_deployments))
         router.add_get(f"{repo}/actions/runs", api(self._list_runs))
+        router.add_get(repo + "/deployments/{id:[0-9]+}/statuses", api(self._list_deployment_statuses))
+        router.add_get(repo + "/compare/{basehead:.+}", api(self._compare))
         router.add_get("/raw/{owner}/{repo}/{ref}/{path:.+}", self._raw_download)
 
     def error_response(self, status: int, request: web.Request) -> web.Response:
@@ -1310,16 +1323,152 @@ class GitHubFake(FakeServer):
         deployments = [d for d in repo.deployments
                        if all(str(d.get(k)) == request.query[k] for k in ("environment", "ref", "sha", "task")
                               if k in request.query)]
+        deployments.sort(key=lambda d: (str(d.get("created_at", "")), d.get("id", 0)), reverse=True)  # newest first
         return self._paginated(request, deployments)
+
+    async def _list_deployment_statuses(self, request: web.Request) -> web.Response:
+        repo = self._repo_or_404(request)
+        number = int(request.match_info["id"])
+        if not any(d.get("id") == number for d in repo.deployments):
+            raise not_found()
+        return self._paginated(request, list(reversed(repo.deployment_statuses.get(number, []))))  # newest first
 
     async def _list_runs(self, request: web.Request) -> web.Response:
         repo = self._repo_or_404(request)
+        try:
+            created = _date_filter(request.query.get("created", ""))
+        except ValueError:
+            raise validation_failed({"resource": "WorkflowRun", "field": "created", "code": "invalid"}) from None
         runs = [r for r in repo.workflow_runs
                 if all(str(r.get(field_name)) == request.query[param]
                        for param, field_name in (("branch", "head_branch"), ("status", "status"),
                                                  ("event", "event"), ("head_sha", "head_sha"))
-                       if param in request.query)]
+                       if param in request.query)
+                and ("created" not in request.query or created(parse_iso(r["created_at"])))]
+        runs.sort(key=lambda r: (str(r.get("created_at", "")), r.get("id", 0)), reverse=True)  # newest first, as GitHub lists them
         return self._paginated(request, runs, lambda chunk: {"total_count": len(runs), "workflow_runs": chunk})
+
+    async def _compare(self, request: web.Request) -> web.Response:
+        """``base...head``: the commits reachable from head and not from base, oldest first (at most 250)."""
+        repo = self._git_repo(request)
+        base_ref, sep, head_ref = request.match_info["basehead"].partition("...")
+        base, head = repo.resolve(base_ref), repo.resolve(head_ref)
+        if not sep or base is None or head is None:
+            raise not_found()
+        reachable_from_base = {c.sha for c in repo.git.history(base)}
+        ahead = [c for c in repo.git.history(head) if c.sha not in reachable_from_base]
+        behind = [c for c in repo.git.history(base) if c.sha not in {h.sha for h in repo.git.history(head)}]
+        ahead.reverse()
+
+        def commit(c: GitCommit) -> JsonDict:
+            return {"sha": c.sha, "node_id": _node_id("Commit", c.sha), "commit": self._commit_json(repo, c),
+                    "url": f"{self._api_root()}/repos/{repo.full_name}/commits/{c.sha}",
+                    "html_url": f"{self.html_root}/{repo.full_name}/commit/{c.sha}",
+                    "parents": [{"sha": p} for p in c.parents]}
+        status = ("identical" if base == head else "ahead" if ahead and not behind
+                  else "behind" if behind and not ahead else "diverged")
+        return json_response({
+            "url": f"{self._api_root()}/repos/{repo.full_name}/compare/{request.match_info['basehead']}",
+            "html_url": f"{self.html_root}/{repo.full_name}/compare/{request.match_info['basehead']}",
+            "status": status, "ahead_by": len(ahead), "behind_by": len(behind), "total_commits": len(ahead),
+            "base_commit": commit(repo.git.commits[base]), "merge_base_commit": commit(repo.git.commits[base]),
+            "commits": [commit(c) for c in ahead[:250]], "files": []})
+
+    # -- seeding: delivery (deployments, workflow runs, dated commits) ---------------
+
+    def add_dated_commit(self, repo: str, when: datetime | str, message: str = "Change", *,
+                         branch: str | None = None) -> str:
+        """A commit on ``branch`` (default branch) authored and committed at ``when``; its sha."""
+        found = self._seeded(repo)
+        branch = branch or found.default_branch
+        parent = found.branch_sha(branch) or found.resolve(None)
+        stamp = when if isinstance(when, str) else iso(when)
+        base = found.git.commits[parent].tree if parent else None
+        tree = found.git.build_tree(base, [("CHANGELOG", "100644", "blob",
+                                            found.git.put_blob(f"{message} {stamp}\n".encode()))])
+        sha = self._commit(found, tree, [parent] if parent else [], message, {"date": stamp})
+        found.refs[f"refs/heads/{branch}"] = sha
+        return sha
+
+    def add_deployment(self, repo: str, sha: str | None = None, *, environment: str = "production",
+                       created_at: datetime | str | None = None, state: str | None = "success",
+                       status_at: datetime | str | None = None, ref: str | None = None,
+                       task: str = "deploy") -> JsonDict:
+        """A deployment of ``sha`` (default: the default branch's head) with one status ``state``
+        (None: no status yet) at ``status_at`` (default: ``created_at``); returns it as the API shows it."""
+        found = self._seeded(repo)
+        sha = sha or found.resolve(None) or ""
+        created = created_at if isinstance(created_at, str) else iso(created_at or utc_now())
+        number = self._next_id()
+        api = f"{self._api_root()}/repos/{found.full_name}/deployments/{number}"
+        deployment = {
+            "url": api, "id": number, "node_id": _node_id("Deployment", number), "sha": sha,
+            "ref": ref or found.default_branch, "task": task, "payload": {}, "original_environment": environment,
+            "environment": environment, "description": None, "creator": self._account(self.user_login, "User"),
+            "created_at": created, "updated_at": created, "statuses_url": f"{api}/statuses",
+            "repository_url": f"{self._api_root()}/repos/{found.full_name}", "transient_environment": False,
+            "production_environment": environment == "production"}
+        found.deployments.append(deployment)
+        found.deployment_statuses[number] = []
+        if state is not None:
+            self.add_deployment_status(repo, number, state, status_at or created)
+        return deployment
+
+    def add_deployment_status(self, repo: str, deployment_id: int, state: str,
+                              created_at: datetime | str | None = None) -> JsonDict:
+        """A status (``success``, ``failure``, ``error``, ``inactive``, ``in_progress``, ``queued``, ``pending``)."""
+        found = self._seeded(repo)
+        at = created_at if isinstance(created_at, str) else iso(created_at or utc_now())
+        deployment = next(d for d in found.deployments if d["id"] == deployment_id)
+        number = self._next_id()
+        status = {"url": f"{deployment['url']}/statuses/{number}", "id": number,
+                  "node_id": _node_id("DeploymentStatus", number), "state": state,
+                  "creator": self._account(self.user_login, "User"), "description": "", "environment":
+                  deployment["environment"], "target_url": "", "log_url": "", "environment_url": "",
+                  "created_at": at, "updated_at": at, "deployment_url": deployment["url"],
+                  "repository_url": deployment["repository_url"]}
+        found.deployment_statuses.setdefault(deployment_id, []).append(status)
+        return status
+
+    def add_workflow_run(self, repo: str, *, conclusion: str | None = "success", branch: str | None = None,
+                         created_at: datetime | str | None = None, head_sha: str | None = None,
+                         name: str = "CI", event: str = "push") -> JsonDict:
+        """A GitHub Actions run (``conclusion`` None: still in progress); returns it as the API shows it."""
+        found = self._seeded(repo)
+        created = created_at if isinstance(created_at, str) else iso(created_at or utc_now())
+        number = self._next_id()
+        api = f"{self._api_root()}/repos/{found.full_name}/actions/runs/{number}"
+        run = {"id": number, "name": name, "node_id": _node_id("WorkflowRun", number),
+               "head_branch": branch or found.default_branch, "head_sha": head_sha or found.resolve(None) or "",
+               "path": ".github/workflows/ci.yml", "run_number": len(found.workflow_runs) + 1, "event": event,
+               "display_title": name, "status": "completed" if conclusion else "in_progress",
+               "conclusion": conclusion, "workflow_id": 1, "url": api,
+               "html_url": f"{self.html_root}/{found.full_name}/actions/runs/{number}",
+               "created_at": created, "updated_at": created, "run_started_at": created, "run_attempt": 1}
+        found.workflow_runs.append(run)
+        return run
+
+
+def _date_filter(query: str) -> Callable[[datetime], bool]:
+    """GitHub's date search qualifier as ``created=`` takes it: ``>=D``, ``>D``, ``<=D``, ``<D``,
+    ``D..D`` or ``D`` (a day or a date-time)."""
+    query = query.strip()
+    if not query:
+        return lambda _: True
+    if ".." in query:
+        low, _, high = query.partition("..")
+        after, before = _date_filter(f">={low}") if low != "*" else None, _date_filter(f"<={high}") if high != "*" else None
+        return lambda moment: (after is None or after(moment)) and (before is None or before(moment))
+    for op in (">=", "<=", ">", "<"):
+        if query.startswith(op):
+            text = query[len(op):]
+            day = len(text) == 10
+            moment = parse_iso(text if not day else f"{text}T00:00:00Z")
+            end = moment + timedelta(days=1) if day else moment
+            return {">=": lambda m: m >= moment, ">": lambda m: m >= end if day else m > moment,
+                    "<=": lambda m: m < end if day else m <= moment, "<": lambda m: m < moment}[op]
+    moment = parse_iso(f"{query}T00:00:00Z" if len(query) == 10 else query)
+    return (lambda m: moment <= m < moment + timedelta(days=1)) if len(query) == 10 else (lambda m: m == moment)
 
 
 def _media(accept: str) -> str:

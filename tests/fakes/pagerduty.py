@@ -35,7 +35,8 @@ now, ``earliest``, ``include[]=users|escalation_policies``), ``GET /users``
 ``since``/``until`` defaulting to the last 30 days, ``date_range=all``,
 ``sort_by``), ``POST /incidents``, ``GET``/``PUT /incidents/{id}``,
 ``POST /v2/enqueue``, ``POST /v2/change/enqueue``. Seeding and state are in
-``pagerduty_account.py``.
+``pagerduty_account.py``; ``add_resolved_incident`` (here) seeds an incident
+with its own resolution time, for time-to-restore data.
 
 A quirk of pagerduty 7.2 to know: ``EventsApiV2Client.submit()`` without
 ``timestamp=`` raises ``AttributeError`` (its ``event_timestamp`` calls
@@ -107,6 +108,16 @@ class PagerDutyFake(PagerDutyAccount, FakeServer):
         self.api_tokens = {api_token}
         self.events: list[JsonDict] = []
         self.change_events: list[JsonDict] = []
+
+    def add_resolved_incident(self, service_id: str, title: str, created_at: datetime | str,
+                              resolved_at: datetime | str, **extra: object) -> JsonDict:
+        """An incident created at ``created_at`` and resolved at ``resolved_at`` (for time-to-restore
+        data); returns it as the API shows it."""
+        shown = self.add_incident(service_id, title, status="resolved", created_at=created_at, **extra)  # type: ignore[arg-type]
+        stored = self.incidents[shown["id"]]
+        resolved = parse_iso(resolved_at) if isinstance(resolved_at, str) else resolved_at
+        stored.update(resolved_at=resolved, last_status_change_at=resolved, updated_at=resolved)
+        return self._incident(stored)
 
     @property
     def rest_url(self) -> str:
