@@ -25,6 +25,7 @@ from integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
 INSERT_BATCH = 5_000
+RESTORE_BATCH = 2_000
 REGISTERED = "registered:"  # sources added by `register` (the scaffolder), kept across refreshes
 
 
@@ -84,12 +85,12 @@ class CatalogService:
             sources = (await session.exec(select(CatalogSource))).scalars().all()
             if not sources:
                 return
-            # Plain rows, not ORM objects: 100k of those cost seconds and hundreds of MB.
-            rows = (await session.exec(select(*columns))).all()
-        by_source: dict[str, list[Entity]] = {s.key: [] for s in sources}
-        for row in rows:
-            by_source.setdefault(row[1], []).append(_entity_from_row(*row))
-        del rows
+            by_source: dict[str, list[Entity]] = {s.key: [] for s in sources}
+            # Plain rows, not ORM objects, read in batches: 100k rows held at once cost hundreds of MB.
+            rows = await session.stream(select(*columns).execution_options(yield_per=RESTORE_BATCH))
+            async for batch in rows.partitions():
+                for row in batch:
+                    by_source.setdefault(row[1], []).append(_entity_from_row(*row))
         self._sources = {
             s.key: Source(s.key, s.digest, tuple(by_source[s.key]), tuple(Problem(*p) for p in orjson.loads(s.problems)))
             for s in sources
