@@ -8,6 +8,8 @@ COPY integrations integrations
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
+# git: the golden path's embedded default publishes to bare repositories under /data/git.
+RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 pavedroad && mkdir /data && chown pavedroad /data
 COPY --from=build /install /usr/local
 COPY examples /app/examples
