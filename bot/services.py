@@ -25,6 +25,7 @@ from bot.knowledge.search import KnowledgeBase
 from bot.knowledge.service import Knowledge
 from bot.knowledge.sources import DocSources
 from bot.leases import Leases
+from bot.metrics.dora import Dora
 from bot.officehours import OfficeHours
 from bot.ownership import Ownership, github_web_url
 from bot.paging import Paging
@@ -63,6 +64,7 @@ class Services:
     knowledge: Knowledge
     office_hours: OfficeHours
     scaffolder: Scaffolder
+    dora: Dora
     github_delivery: GitHubDelivery | None = None
     """GitHub reads for `/dora` and CI success rates (deployments, workflow runs, commits)."""
 
@@ -131,6 +133,7 @@ def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: 
     environments = Environments(db, catalog, kubernetes, audit, policy, Rules.from_settings(settings), notifier, infra=infra)
     knowledge = Knowledge(KnowledgeBase(db), DocSources(GitHubClient(http, settings.github_api_url, settings.github_token)),
                           catalog, settings.faq_dir, settings.docs_full_pass_seconds)
+    github_delivery = GitHubDelivery(http, settings.github_api_url, settings.github_token)
     return Services(
         settings=settings, db=db, http=http, catalog=catalog, people=people,
         ownership=Ownership(people, pagerduty, kubernetes, settings.answer_budget_seconds,
@@ -141,5 +144,7 @@ def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: 
         office_hours=OfficeHours(db, knowledge),
         scaffolder=Scaffolder(db, catalog, people, policy, audit, leases, git_host,
                               template_paths=settings.templates, work_dir=settings.data_dir / "scaffolder"),
-        github_delivery=GitHubDelivery(http, settings.github_api_url, settings.github_token),
+        github_delivery=github_delivery,
+        dora=Dora(lambda: catalog.index, github_delivery, pagerduty,
+                  budget_seconds=max(settings.answer_budget_seconds * 4, 6.0)),
     )

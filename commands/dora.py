@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.metrics.dora import WINDOWS, Dora, Metric, Report, Target
+from bot.metrics.dora import WINDOWS, Metric, Report, Target
 from bot.services import Services
 from commands.common import clip, escape, guarded, query_text
 
@@ -109,8 +109,7 @@ async def upload_chart(client: AsyncWebClient, channel: str, user: str, png: byt
 
 def register(app: AsyncApp, services: Services) -> None:
     catalog = services.catalog
-    dora = Dora(lambda: catalog.index, services.github_delivery, services.paging.pagerduty,
-                budget_seconds=max(services.settings.answer_budget_seconds * 4, 6.0))
+    dora = services.dora
 
     async def acknowledge(ack: AsyncAck, command: dict[str, Any]) -> None:
         if parse(query_text(command.get("text"))) is None:

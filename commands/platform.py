@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.refs import short_ref
 from bot.metrics.charts import line_chart
+from bot.metrics.dora import CiRate
 from bot.metrics.platform import DAY, BadWindow, PlatformFigures, PlatformMetrics, active_users, parse_window
 from bot.metrics.scorecard import TeamScorecard, all_scorecards, find_team, load_checks, owning_teams, team_scorecard
 from bot.services import Services
@@ -215,6 +216,18 @@ async def post_survey_if_due(client: AsyncWebClient, services: Services, now: fl
     return sent
 
 
+def ci_success_text(total: CiRate, per_repo: dict[str, CiRate], missing: list[str], label: str) -> str:
+    """The organisation's CI success rate: the total, the worst repositories, and what could not be read."""
+    text = f"*CI success rate* (GitHub Actions on default branches, {label}): "
+    text += f"{total.text} over {len(per_repo)} repositories" if total.rate is not None else "_no data_"
+    rated = sorted((rate.rate, slug) for slug, rate in per_repo.items() if rate.rate is not None)
+    if len(rated) > 1:
+        text += " · lowest: " + ", ".join(f"`{escape(slug)}` {rate * 100:.0f}%" for rate, slug in rated[:3])
+    if missing:
+        text += f" · not read: {len(missing)} ({escape(clip(missing[0], 120))}{', ...' if len(missing) > 1 else ''})"
+    return text
+
+
 def register(app: AsyncApp, services: Services) -> None:
     settings, people, policy = services.settings, services.people, services.policy
     metrics = PlatformMetrics(services.db, lambda: services.catalog.index)
@@ -251,6 +264,9 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         figures = await metrics.figures(days)
         await respond(response_type="in_channel", text="\n".join(stats_lines(figures)), blocks=stats_blocks(figures))
+        # After the stored figures, because it reads GitHub (within the DORA budget).
+        await respond(response_type="in_channel", replace_original=False,
+                      text=ci_success_text(*await services.dora.org_ci_success(days), label=figures.window.label))
         png = await asyncio.to_thread(line_chart, f"Platform trends, {figures.window.label} (per week)",
                                       figures.trends, "count per week")
         where = await upload_png(client, png, channel=command.get("channel_id", ""), user=command["user_id"],

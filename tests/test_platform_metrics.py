@@ -13,13 +13,14 @@ from bot.catalog.loader import CatalogLoader, parse_documents
 from bot.config import DEMO_CATALOG, ConfigError, load_settings
 from bot.db import Database
 from bot.metrics.charts import PNG_SIGNATURE, line_chart
+from bot.metrics.dora import CiRate
 from bot.metrics.platform import (BadWindow, Feedback, PlatformMetrics, catalog_coverage, nps, parse_window,
                                   percentile, weekly_counts, Window)
 from bot.metrics.scorecard import (DEFAULT_CHECKS, ScorecardError, all_scorecards, find_team, parse_checks,
                                    team_scorecard)
 from bot.models import Environment, FeedbackResponse, Question, ScaffolderRun
 from tests.fakes.slack import SlackFake
-from commands.platform import post_survey_if_due
+from commands.platform import ci_success_text, post_survey_if_due
 from tests.fakes.slack_requests import DEFAULT_CHANNEL, block_actions_body, view_submission_body
 from tests.harness import Bot, start_bot, stop_bot
 
@@ -349,6 +350,16 @@ async def test_stats_answers_with_figures_and_uploads_the_chart(bot: Bot):
     upload = bot.slack.uploads[call["files"][0]["id"]]
     assert upload["completed"] and upload["name"] == "platform-stats-7d.png"
     assert upload["content"].startswith(PNG_SIGNATURE) and len(upload["content"]) > 5000
+    ci = await bot.slack.wait_for_response(lambda p: "*CI success rate*" in p.get("text", ""), timeout=20)
+    assert "_no data_" in ci["text"] and "not read:" in ci["text"]  # the tests' GitHub is unreachable: said, not zero
+
+
+def test_ci_success_text_names_the_total_the_lowest_and_what_was_not_read():
+    per_repo = {"acme/a": CiRate(9, 1, 2), "acme/b": CiRate(1, 3, 0), "acme/c": CiRate(0, 0, 4)}
+    text = ci_success_text(sum(per_repo.values(), CiRate(0, 0, 0)), per_repo, ["acme/d: GitHub: HTTP 500"], "last 30 days")
+    assert text == ("*CI success rate* (GitHub Actions on default branches, last 30 days): 71% (10 of 14 runs) over "
+                    "3 repositories · lowest: `acme/b` 25%, `acme/a` 90% · not read: 1 (acme/d: GitHub: HTTP 500)")
+    assert "_no data_" in ci_success_text(CiRate(0, 0, 0), {}, [], "last 7 days")
 
 
 async def test_the_chart_goes_to_the_dm_where_the_bot_may_not_post(bot: Bot):
