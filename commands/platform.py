@@ -63,34 +63,26 @@ def stats_lines(figures: PlatformFigures) -> list[str]:
     window = figures.window.label
     golden, envs, office, coverage, nps = (figures.golden_path, figures.environments, figures.office_hours,
                                            figures.coverage, figures.nps)
-    if golden.created is None:
-        golden_line = f"*Services created through golden paths* ({window}): {NO_DATA}"
-    else:
-        golden_line = (f"*Services created through golden paths* ({window}): {golden.created:,} · time to create: "
-                       f"median {duration(golden.median_seconds)}, p90 {duration(golden.p90_seconds)} · "
-                       f"failed runs: {golden.failed:,}")
-    if envs.created is None:
-        env_line = f"*Environments* ({window}): {NO_DATA}"
-    else:
-        env_line = (f"*Environments* ({window}): {envs.created:,} created · {envs.expired:,} expired · "
-                    f"{envs.active:,} active at the end of the window")
-    if office.questions is None:
-        office_line = f"*Office-hours questions* ({window}): {NO_DATA}"
-    else:
-        office_line = (f"*Office-hours questions* ({window}): {office.questions:,} · self-served by the bot: "
-                       f"{office.self_served:,} ({share(office.self_served_rate)})")
-    if coverage.share is None:
-        coverage_line = f"*Catalog coverage* (now): {NO_DATA}"
-    else:
-        coverage_line = (f"*Catalog coverage* (now): {share(coverage.share)} of components have an owner found in "
-                         f"the catalog ({coverage.with_resolvable_owner:,} of {coverage.components:,})")
-    if nps.score is None:
-        nps_line = f"*Developer NPS* ({window}): {NO_DATA} · `/platform feedback` to give yours"
-    else:
-        nps_line = (f"*Developer NPS* ({window}): {nps.score:+.0f} from {nps.responses:,} "
-                    f"{'person' if nps.responses == 1 else 'people'} (promoters {nps.promoters}, passives {nps.passives}, "
-                    f"detractors {nps.detractors})")
-    return [golden_line, env_line, office_line, coverage_line, nps_line]
+
+    def line(title: str, when: str, figure: str | None) -> str:
+        return f"*{title}* ({when}): {NO_DATA if figure is None else figure}"
+
+    people = "person" if nps.responses == 1 else "people"
+    return [
+        line("Services created through golden paths", window, None if golden.created is None else (
+            f"{golden.created:,} · time to create: median {duration(golden.median_seconds)}, "
+            f"p90 {duration(golden.p90_seconds)} · failed runs: {golden.failed:,}")),
+        line("Environments", window, None if envs.created is None else (
+            f"{envs.created:,} created · {envs.expired:,} expired · {envs.active:,} active at the end of the window")),
+        line("Office-hours questions", window, None if office.questions is None else (
+            f"{office.questions:,} · self-served by the bot: {office.self_served:,} ({share(office.self_served_rate)})")),
+        line("Catalog coverage", "now", None if coverage.share is None else (
+            f"{share(coverage.share)} of components have an owner found in the catalog "
+            f"({coverage.with_resolvable_owner:,} of {coverage.components:,})")),
+        line("Developer NPS", window, f"{NO_DATA} · `/platform feedback` to give yours" if nps.score is None else (
+            f"{nps.score:+.0f} from {nps.responses:,} {people} (promoters {nps.promoters}, "
+            f"passives {nps.passives}, detractors {nps.detractors})")),
+    ]
 
 
 def stats_blocks(figures: PlatformFigures) -> list[dict[str, Any]]:

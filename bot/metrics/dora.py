@@ -72,15 +72,14 @@ def deployment_frequency_band(count: int, days: int, services: int = 1) -> str:
     return LOW
 
 
+def _band_below(value: timedelta, elite: timedelta, high: timedelta, medium: timedelta) -> str:
+    """The band of a duration: under `elite` is elite, under `high` high, under `medium` medium."""
+    return ELITE if value < elite else HIGH if value < high else MEDIUM if value < medium else LOW
+
+
 def lead_time_band(lead: timedelta) -> str:
     """elite: under a day; high: under a week; medium: under a month (30 days); low: longer."""
-    if lead < timedelta(days=1):
-        return ELITE
-    if lead < timedelta(days=7):
-        return HIGH
-    if lead < timedelta(days=30):
-        return MEDIUM
-    return LOW
+    return _band_below(lead, timedelta(days=1), timedelta(days=7), timedelta(days=30))
 
 
 def change_failure_band(rate: float) -> str:
@@ -97,13 +96,7 @@ def change_failure_band(rate: float) -> str:
 
 def restore_band(duration: timedelta) -> str:
     """elite: under an hour; high: under a day; medium: under a week; low: longer."""
-    if duration < timedelta(hours=1):
-        return ELITE
-    if duration < timedelta(days=1):
-        return HIGH
-    if duration < timedelta(days=7):
-        return MEDIUM
-    return LOW
+    return _band_below(duration, timedelta(hours=1), timedelta(days=1), timedelta(days=7))
 
 
 # -- the figures -------------------------------------------------------------------------------
