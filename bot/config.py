@@ -91,6 +91,7 @@ class Settings:
     office_hours_digest: tuple[int, int, int] | None = (0, 9, 0)
     scorecard_file: str = ""  # PAVEDROAD_SCORECARD: a YAML file of scorecard checks; "" for the defaults
     nps_survey_days: int = 0  # PAVEDROAD_NPS_SURVEY_DAYS: DM active users the NPS survey this often; 0: never
+    dora_collect_minutes: float = 30.0  # PAVEDROAD_DORA_COLLECT_MINUTES: read GitHub and PagerDuty this often; 0: never
 
     @property
     def github_publishing(self) -> bool:
@@ -341,4 +342,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         office_hours_digest=_digest(env),
         scorecard_file=_scorecard(env),
         nps_survey_days=int(_number(env, "PAVEDROAD_NPS_SURVEY_DAYS", 0, low=0, high=366, integer=True)),
+        dora_collect_minutes=_number(env, "PAVEDROAD_DORA_COLLECT_MINUTES", 30, low=0, high=1440),
     )

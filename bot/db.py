@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,6 +51,21 @@ class Database:
             if not self.is_sqlite:
                 await connection.execute(text("SELECT pg_advisory_xact_lock(726572001)"))
             await connection.run_sync(_upgrade, revision)
+
+    async def upsert(self, model: Any, rows: Sequence[dict[str, Any]], keys: Iterable[str],
+                     update: Iterable[str] = (), batch: int = 500) -> None:
+        """Insert rows; a row whose `keys` exist already updates the `update` columns (or is skipped)."""
+        if not rows:
+            return
+        statement = (sqlite.insert if self.is_sqlite else postgresql.insert)(model)
+        update = list(update)
+        statement = (statement.on_conflict_do_update(index_elements=list(keys), set_={
+            name: statement.excluded[name] for name in update}) if update
+            else statement.on_conflict_do_nothing(index_elements=list(keys)))
+        async with self.session() as session:
+            for start in range(0, len(rows), batch):
+                await session.exec(statement, params=rows[start:start + batch])
+            await session.commit()
 
     async def ping(self) -> bool:
         try:

@@ -5,7 +5,7 @@ these models and the latest migration in step.
 """
 from __future__ import annotations
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -204,3 +204,80 @@ class FeedbackResponse(SQLModel, table=True):
     comment: str = ""
     source: str = "command"
     submitted_at: float = Field(index=True)
+
+
+class DeliverySource(SQLModel, table=True):
+    """What the DORA collector last read from one outside source: a repository (`github`, its
+    lower-case slug) or a PagerDuty service (`pagerduty`, its id). `read_at`: the last read that
+    worked (the stored events are complete up to then); `error`: the last attempt's failure, if it failed."""
+
+    __tablename__ = "delivery_source"
+    system: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    read_at: float | None = None
+    source: str = ""
+    """For a repository: where its deliveries come from, `deployments` or `workflow runs` ("" : none found)."""
+    error: str = ""
+    tried_at: float = 0.0
+
+
+class DeliveryEvent(SQLModel, table=True):
+    """A successful change to production: a deployment that reached `success` (key `deployment:ID`)
+    or, for a repository without deployments, the first successful run of a commit (`commit:SHA`).
+    `changes_read`: the commits it shipped are in `delivery_change`."""
+
+    __tablename__ = "delivery_event"
+    __table_args__ = (Index("ix_delivery_event_slug_at", "slug", "at"),)
+    slug: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    sha: str
+    at: float
+    source: str
+    changes_read: bool = False
+
+
+class DeliveryChange(SQLModel, table=True):
+    """A commit a delivery shipped, for the lead time for changes."""
+
+    __tablename__ = "delivery_change"
+    __table_args__ = (Index("ix_delivery_change_slug_delivered_at", "slug", "delivered_at"),)
+    slug: str = Field(primary_key=True)
+    delivery_key: str = Field(primary_key=True)
+    sha: str = Field(primary_key=True)
+    committed_at: float
+    delivered_at: float
+
+
+class WorkflowRunEvent(SQLModel, table=True):
+    """A GitHub Actions workflow run on a repository's default branch."""
+
+    __tablename__ = "workflow_run_event"
+    __table_args__ = (Index("ix_workflow_run_event_slug_created_at", "slug", "created_at"),)
+    slug: str = Field(primary_key=True)
+    run_id: int = Field(primary_key=True)
+    sha: str
+    status: str
+    conclusion: str
+    created_at: float
+
+
+class IncidentEvent(SQLModel, table=True):
+    """A PagerDuty incident of a service named by a Component's `pagerduty.com/service-id`."""
+
+    __tablename__ = "incident_event"
+    __table_args__ = (Index("ix_incident_event_service_id_created_at", "service_id", "created_at"),)
+    id: str = Field(primary_key=True)
+    service_id: str
+    created_at: float
+    resolved_at: float | None = None
+
+
+class UsageDay(SQLModel, table=True):
+    """How often a Slack user used a command (or button, modal...) on a UTC day: adoption and the
+    active users a survey goes to."""
+
+    __tablename__ = "usage_day"
+    day: str = Field(primary_key=True)
+    user_id: str = Field(primary_key=True)
+    action: str = Field(primary_key=True)
+    count: int = 0

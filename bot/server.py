@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -158,6 +159,18 @@ class Jobs:
                 task.cancel()
 
 
+COLLECTOR_LEASE = "delivery data collector"
+COLLECTOR_HOLDER = uuid.uuid4().hex
+
+
+async def collect_delivery_data(services: Services, every_seconds: float, stopping: asyncio.Event) -> None:
+    """One replica at a time reads GitHub and PagerDuty for `/dora` and CI figures."""
+    if await services.leases.acquire(COLLECTOR_LEASE, COLLECTOR_HOLDER, every_seconds):
+        started = time.monotonic()
+        counts = await services.dora.collect(every_seconds, stopping)
+        log.info("delivery data collected in %.1fs: %s", time.monotonic() - started, counts)
+
+
 @dataclass
 class RunningServer:
     url: str
@@ -194,8 +207,13 @@ async def start(settings: Settings, port: int | None = None) -> RunningServer:
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     jobs = Jobs()
-    jobs.until_done(services.catalog.refresh, "first catalog load", then=lambda: jobs.every(
-        DOCS_PASS_SECONDS, services.knowledge.reindex, "docs reading", at_once=True, interruptible=True))
+    collect_seconds = settings.dora_collect_minutes * 60 if settings.github_token or settings.pagerduty_api_token else 0
+
+    def after_first_load() -> None:
+        jobs.every(DOCS_PASS_SECONDS, services.knowledge.reindex, "docs reading", at_once=True, interruptible=True)
+        jobs.every(collect_seconds, lambda: collect_delivery_data(services, collect_seconds, jobs.stopping), "delivery data collector",
+                   at_once=True)
+    jobs.until_done(services.catalog.refresh, "first catalog load", then=after_first_load)
     jobs.every(settings.catalog_refresh_seconds, services.catalog.refresh, "catalog refresh")
     jobs.every(600, services.deliveries.forget_old, "delivery log cleanup")
     jobs.until_done(services.scaffolder.resume_unfinished, "resuming unfinished template runs")

@@ -25,7 +25,9 @@ from bot.knowledge.search import KnowledgeBase
 from bot.knowledge.service import Knowledge
 from bot.knowledge.sources import DocSources
 from bot.leases import Leases
-from bot.metrics.dora import Dora
+from bot.metrics.delivery_data import DeliveryData
+from bot.metrics.delivery_sync import DeliverySync
+from bot.metrics.dora_reports import Dora
 from bot.officehours import OfficeHours
 from bot.ownership import Ownership, github_web_url
 from bot.paging import Paging
@@ -145,6 +147,7 @@ def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: 
         scaffolder=Scaffolder(db, catalog, people, policy, audit, leases, git_host,
                               template_paths=settings.templates, work_dir=settings.data_dir / "scaffolder"),
         github_delivery=github_delivery,
-        dora=Dora(lambda: catalog.index, github_delivery, pagerduty,
+        dora=Dora(lambda: catalog.index, DeliverySync(DeliveryData(db), github_delivery, pagerduty,
+                                                      incident_timeout=max(settings.answer_budget_seconds * 4, 6.0)),
                   budget_seconds=max(settings.answer_budget_seconds * 4, 6.0)),
     )

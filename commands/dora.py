@@ -56,7 +56,8 @@ def report_blocks(report: Report) -> list[dict[str, Any]]:
                  if ci.rate is not None else "*CI success rate*: _no data_ (no finished workflow runs on the default branch)")
     sources = sorted(set(report.sources.values()) - {"none"})
     if sources:
-        lines.append(f"_Deliveries counted from {escape(' and '.join(sources))}._")
+        read = f", read from GitHub at {report.as_of:%Y-%m-%d %H:%M} UTC" if report.as_of else ""
+        lines.append(f"_Deliveries counted from {escape(' and '.join(sources))}{read}._")
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}},
                                     {"type": "section", "text": {"type": "mrkdwn", "text": clip("\n".join(lines), 3000)}}]
     if target.kind == "team" and len(report.ci_by_repo) > 1:

@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.refs import short_ref
 from bot.metrics.charts import line_chart
+from bot.metrics.delivery_data import KEEP_DAYS
 from bot.metrics.dora import CiRate
 from bot.metrics.platform import DAY, BadWindow, PlatformFigures, PlatformMetrics, active_users, parse_window
 from bot.metrics.scorecard import TeamScorecard, all_scorecards, find_team, load_checks, owning_teams, team_scorecard
@@ -85,13 +86,13 @@ def stats_lines(figures: PlatformFigures) -> list[str]:
     ]
 
 
-def stats_blocks(figures: PlatformFigures) -> list[dict[str, Any]]:
+def stats_blocks(label: str, lines: list[str]) -> list[dict[str, Any]]:
     return [
-        {"type": "header", "text": {"type": "plain_text", "text": f"Platform figures, {figures.window.label}"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(f"• {line}" for line in stats_lines(figures))}},
+        {"type": "header", "text": {"type": "plain_text", "text": f"Platform figures, {label}"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": clip("\n".join(f"• {line}" for line in lines), 3000)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            "From what pavedroad recorded: golden-path runs, environments, office-hours questions, feedback. "
-            "Definitions: docs/platform-metrics.md.")}]},
+            "From what pavedroad recorded: golden-path runs, environments, office-hours questions, feedback, "
+            "and the GitHub Actions runs it collects. Definitions: docs/platform-metrics.md.")}]},
     ]
 
 
@@ -254,11 +255,10 @@ def register(app: AsyncApp, services: Services) -> None:
         except BadWindow as exc:
             await respond(response_type="ephemeral", text=f":warning: {exc}")
             return
-        figures = await metrics.figures(days)
-        await respond(response_type="in_channel", text="\n".join(stats_lines(figures)), blocks=stats_blocks(figures))
-        # After the stored figures, because it reads GitHub (within the DORA budget).
-        await respond(response_type="in_channel", replace_original=False,
-                      text=ci_success_text(*await services.dora.org_ci_success(days), label=figures.window.label))
+        figures, ci = await asyncio.gather(metrics.figures(days), services.dora.org_ci_success(days))
+        ci_label = figures.window.label if days <= KEEP_DAYS else f"last {KEEP_DAYS} days; older runs are not kept"
+        lines = [*stats_lines(figures), ci_success_text(*ci, label=ci_label)]
+        await respond(response_type="in_channel", text="\n".join(lines), blocks=stats_blocks(figures.window.label, lines))
         png = await asyncio.to_thread(line_chart, f"Platform trends, {figures.window.label} (per week)",
                                       figures.trends, "count per week")
         where = await upload_png(client, png, channel=command.get("channel_id", ""), user=command["user_id"],

@@ -82,6 +82,7 @@ async def start_bot(tmp_path: Path, slack: SlackFake, pagerduty: PagerDutyFake |
         "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.url,
         "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'bot.db'}", "PAVEDROAD_CATALOG": str(DEMO_CATALOG),
         "PAVEDROAD_DATA_DIR": str(tmp_path / "data"), "HOST": "127.0.0.1", "PAVEDROAD_CATALOG_REFRESH_SECONDS": "0",
+        "PAVEDROAD_DORA_COLLECT_MINUTES": "0",
         **({"PAGERDUTY_API_TOKEN": DEFAULT_API_TOKEN, "PAGERDUTY_API_URL": pagerduty.rest_url,
             "PAGERDUTY_EVENTS_URL": pagerduty.events_url, "SSL_CERT_FILE": ca_bundle_path()} if pagerduty else {}),
         **({"KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", kubernetes.url))} if kubernetes else {}),

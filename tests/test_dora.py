@@ -2,8 +2,11 @@
 GitHub and PagerDuty reads against their test servers, and `/dora` end to end through signed HTTP."""
 from __future__ import annotations
 
+import asyncio
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import AsyncIterator
 
 import aiohttp
 import pytest
@@ -12,6 +15,10 @@ from bot.metrics import dora as d
 from bot.metrics.dora import (Delivery, ServiceData, Target, build_report, change_failure_band, ci_rate,
                               deliveries_from_runs, deployment_frequency_band, failed_deliveries, lead_time_band,
                               restore_band, weekly_counts)
+from bot.db import Database
+from bot.metrics.delivery_data import DeliveryData
+from bot.metrics.delivery_sync import DeliverySync
+from bot.metrics.dora_reports import Dora
 from commands.dora import parse
 from integrations.errors import IntegrationError
 from integrations.github_delivery import GitHubDelivery, WorkflowRun
@@ -25,6 +32,7 @@ from tests.harness import start_bot, stop_bot
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 H = timedelta(hours=1)
 DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -237,32 +245,77 @@ async def test_readers_against_the_test_servers() -> None:
             await reader.workflow_runs("acme/payment-service", since)
 
 
-async def test_failing_github_degrades_the_report() -> None:
-    now = datetime.now(timezone.utc)
-    async with GitHubFake() as github, PagerDutyFake() as pagerduty, aiohttp.ClientSession() as http:
-        seed(github, pagerduty, now)
-        client = PagerDutyClient(DEFAULT_API_TOKEN, pagerduty.rest_url, pagerduty.events_url, ca_bundle_path())
+@asynccontextmanager
+async def stored_dora(database_url: str, github: GitHubFake, pagerduty: PagerDutyFake | None,
+                      index: object = None, budget: float = 5.0) -> AsyncIterator[Dora]:
+    """A `Dora` over a migrated database, reading the test servers."""
+    db = Database(database_url)
+    await db.migrate()
+    async with aiohttp.ClientSession() as http:
+        client = (PagerDutyClient(DEFAULT_API_TOKEN, pagerduty.rest_url, pagerduty.events_url, ca_bundle_path())
+                  if pagerduty else None)
+        sync = DeliverySync(DeliveryData(db), GitHubDelivery(http, github.url, github.token), client)
+        dora = Dora(lambda: index, sync, budget_seconds=budget)
         try:
-            entity = type("E", (), {"name": "payment-service", "annotations": {
-                d.GITHUB_SLUG: "acme/payment-service", d.PAGERDUTY_SERVICE: "PPAY001"}})()
-            dora = d.Dora(lambda: None, GitHubDelivery(http, github.url, github.token), client, budget_seconds=5)
-            dora.cache_seconds = 0
+            yield dora
+        finally:
+            for task in list(sync.reading.values()):
+                task.cancel()
+            await asyncio.gather(*sync.reading.values(), return_exceptions=True)
+            if client is not None:
+                client.close()
+            await db.close()
+
+
+def payment_target() -> Target:
+    entity = type("E", (), {"name": "payment-service", "annotations": {
+        d.GITHUB_SLUG: "acme/payment-service", d.PAGERDUTY_SERVICE: "PPAY001"}})()
+    return Target("Payment Service", "service", (entity,))  # type: ignore[arg-type]
+
+
+async def test_failing_github_degrades_the_report(database_url: str) -> None:
+    now = datetime.now(timezone.utc)
+    async with GitHubFake() as github, PagerDutyFake() as pagerduty:
+        seed(github, pagerduty, now)
+        async with stored_dora(database_url, github, pagerduty) as dora:
             github.fail_status = 502
-            report = await dora.report(Target("Payment Service", "service", (entity,)), 30)  # type: ignore[arg-type]
+            report = await dora.report(payment_target(), 30)
             assert report.deployment_frequency.value is None and "GitHub: HTTP 502" in report.deployment_frequency.reason
             assert report.time_to_restore.text == "1.5 h"  # PagerDuty still answered
             github.fail_status = None
             github.delay = 3
             dora.budget_seconds = 0.5
-            report = await dora.report(Target("Payment Service", "service", (entity,)), 30)  # type: ignore[arg-type]
-            assert "payment-service: GitHub did not answer in time (still reading: ask again in a minute)" in report.missing
+            report = await dora.report(payment_target(), 30)
+            assert "payment-service: GitHub: first read still under way; ask again in a minute" in report.missing
             assert report.deployment_frequency.value is None and report.time_to_restore.text == "1.5 h"
-            assert len(dora._background) == 1  # the slow read goes on, to fill the cache
-        finally:
-            for task in list(dora._background):
-                task.cancel()
+            assert list(dora.sync.reading) == [("github", "acme/payment-service")]  # the slow read goes on
             github.delay = 0
-            client.close()
+            await dora.sync.reading[("github", "acme/payment-service")]
+            report = await dora.report(payment_target(), 30)  # answered from what the slow read stored
+            assert report.deployment_frequency.text == "0.9/week (4 in 30 days)" and report.missing == []
+
+
+async def test_stored_data_answers_and_says_how_old_it_is(database_url: str) -> None:
+    now = datetime.now(timezone.utc)
+    async with GitHubFake() as github, PagerDutyFake() as pagerduty:
+        seed(github, pagerduty, now)
+        async with stored_dora(database_url, github, pagerduty) as dora:
+            first = await dora.report(payment_target(), 30)
+            calls = len(github.requests)
+            github.fail_status = 502
+            again = await dora.report(payment_target(), 30)  # read less than `fresh_seconds` ago: no GitHub call
+            assert len(github.requests) == calls
+            assert again.deployment_frequency.text == first.deployment_frequency.text == "0.9/week (4 in 30 days)"
+            dora.fresh_seconds = 0
+            stale = await dora.report(payment_target(), 30)  # the refresh fails: the stored figures stay, with a note
+            assert stale.deployment_frequency.text == "0.9/week (4 in 30 days)" and stale.lead_time.text == "3.0 h"
+            assert any(m.startswith("payment-service: GitHub: the last read failed (HTTP 502); showing data read 0 min ago")
+                       for m in stale.missing)
+            github.fail_status = None
+            github.add_dated_commit("acme/payment-service", now - H, "hotfix")
+            github.add_deployment("acme/payment-service", created_at=now - 30 * MINUTE, status_at=now - 10 * MINUTE)
+            fresh = await dora.report(payment_target(), 30)  # the refresh reads only what is new
+            assert fresh.deployment_frequency.text == "1.2/week (5 in 30 days)" and fresh.missing == []
 
 
 async def test_dora_end_to_end(tmp_path: Path) -> None:
@@ -301,27 +354,6 @@ async def test_dora_end_to_end(tmp_path: Path) -> None:
             await stop_bot(bot)
 
 
-async def test_repository_data_is_reused_for_a_while() -> None:
-    now = datetime.now(timezone.utc)
-    async with GitHubFake() as github, PagerDutyFake() as pagerduty, aiohttp.ClientSession() as http:
-        seed(github, pagerduty, now)
-        client = PagerDutyClient(DEFAULT_API_TOKEN, pagerduty.rest_url, pagerduty.events_url, ca_bundle_path())
-        try:
-            entity = type("E", (), {"name": "payment-service", "annotations": {
-                d.GITHUB_SLUG: "acme/payment-service", d.PAGERDUTY_SERVICE: "PPAY001"}})()
-            dora = d.Dora(lambda: None, GitHubDelivery(http, github.url, github.token), client, budget_seconds=5)
-            target = Target("Payment Service", "service", (entity,))  # type: ignore[arg-type]
-            first = await dora.report(target, 30)
-            github.fail_status = 502
-            again = await dora.report(target, 30)  # from the cache: no GitHub call
-            assert again.deployment_frequency.text == first.deployment_frequency.text == "0.9/week (4 in 30 days)"
-            dora.cache_seconds, dora._github_cache = 0, {}
-            assert (await dora.report(target, 30)).deployment_frequency.value is None
-        finally:
-            github.fail_status = None
-            client.close()
-
-
 async def test_github_test_server_delivery_endpoints() -> None:
     now = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
     async with GitHubFake() as github, aiohttp.ClientSession() as http:
@@ -352,21 +384,79 @@ async def test_github_test_server_delivery_endpoints() -> None:
         assert status == 404
 
 
-async def test_org_ci_success_over_catalog_repositories() -> None:
+async def test_org_ci_success_over_catalog_repositories(database_url: str) -> None:
     now = datetime.now(timezone.utc)
-    async with GitHubFake() as github, aiohttp.ClientSession() as http:
+    async with GitHubFake() as github:
         github.add_repo("acme/a")
         github.add_repo("acme/b")
         for conclusion in ("success", "success", "failure", "cancelled"):
             github.add_workflow_run("acme/a", conclusion=conclusion, created_at=now - DAY)
         github.add_workflow_run("acme/b", conclusion="success", created_at=now - DAY)
         entities = {k: type("E", (), {"kind": kind, "annotations": {d.GITHUB_SLUG: slug}})()
-                    for k, kind, slug in (("a", "Component", "acme/a"), ("b", "Component", "acme/b"),
+                    for k, kind, slug in (("a", "Component", "acme/a"), ("b", "Component", "acme/B"),
                                           ("b2", "Component", "acme/b"), ("c", "Component", "acme/gone"),
                                           ("r", "Resource", "acme/r"))}
         index = type("I", (), {"entities": entities})()
-        dora = d.Dora(lambda: index, GitHubDelivery(http, github.url, github.token), None)
-        total, per_repo, missing = await dora.org_ci_success(30)
-        assert total.text == "75% (3 of 4 runs)" and total.excluded == 1
-        assert per_repo["acme/a"].rate == 2 / 3 and per_repo["acme/b"].rate == 1.0
-        assert missing == ["acme/gone: HTTP 404 (not found)"]
+        async with stored_dora(database_url, github, None, index) as dora:
+            total, per_repo, missing = await dora.org_ci_success(30)
+            assert total.text == "75% (3 of 4 runs)" and total.excluded == 1
+            assert per_repo["acme/a"].rate == 2 / 3 and per_repo["acme/b"].rate == 1.0
+            assert missing == ["acme/gone: HTTP 404 (not found)"]
+
+
+async def test_collector_pass_reads_the_catalog_and_backs_off(database_url: str) -> None:
+    now = datetime.now(timezone.utc)
+    async with GitHubFake() as github, PagerDutyFake() as pagerduty:
+        seed(github, pagerduty, now)
+        names = [f"svc-{n}" for n in range(6)]
+        for name in names:
+            github.add_repo(f"acme/{name}")
+            github.add_workflow_run(f"acme/{name}", created_at=now - DAY)
+        entities = {name: type("E", (), {"name": name, "kind": "Component", "annotations": {d.GITHUB_SLUG: f"acme/{name}"}})()
+                    for name in names}
+        entities["payment-service"] = type("E", (), {"name": "payment-service", "kind": "Component", "annotations": {
+            d.GITHUB_SLUG: "acme/payment-service", d.PAGERDUTY_SERVICE: "PPAY001"}})()
+        index = type("I", (), {"entities": entities})()
+        async with stored_dora(database_url, github, pagerduty, index) as dora:
+            github.rate_limit(1000, retry_after=60)
+            counts = await dora.collect(every_seconds=3600)
+            assert counts["repositories"] == 0 and counts["services"] == 1
+            # GitHub said to slow down: the pass stopped after the reads already under way
+            assert len(github.requests) <= 4 * 3
+            sources = await dora.data.sources("github", [f"acme/{n}" for n in names] + ["acme/payment-service"])
+            assert all("rate limited" in s.error for s in sources.values()) and len(sources) <= 4
+            github.reset_faults()
+            counts = await dora.collect(every_seconds=3600)  # the ones tried are not due yet; the others are
+            assert counts["repositories"] == 7 - len(sources)
+            counts = await dora.collect(every_seconds=0)
+            assert counts == {"repositories": 7, "failed": 0, "services": 1}
+
+            github.clear_requests()
+            pagerduty.clear_requests()
+            report = await dora.report(payment_target(), 30)  # all stored and fresh: no outside call
+            assert (github.requests, pagerduty.requests) == ([], [])
+            assert report.deployment_frequency.text == "0.9/week (4 in 30 days)" and report.time_to_restore.text == "1.5 h"
+            assert report.change_failure_rate.text == "50% (2 of 4)" and report.lead_time.text == "3.0 h"
+            total, per_repo, missing = await dora.org_ci_success(30)
+            assert (github.requests, missing) == ([], [])
+            assert len(per_repo) == 7 and total.text == "88% (14 of 16 runs)"  # 8 + 6 of 10 + 6
+
+
+async def test_server_collects_delivery_data_at_start(tmp_path: Path) -> None:
+    now = datetime.now(timezone.utc)
+    async with SlackFake() as slack, GitHubFake() as github, PagerDutyFake() as pagerduty:
+        seed(github, pagerduty, now)
+        bot = await start_bot(tmp_path, slack, pagerduty, GITHUB_API_URL=github.url, GITHUB_TOKEN=github.token,
+                              PAVEDROAD_DORA_COLLECT_MINUTES="60")
+        try:
+            data = bot.server.services.dora.data
+            deadline = asyncio.get_running_loop().time() + 30
+            while not (read := await data.sources("github", ["acme/payment-service"])).get("acme/payment-service"):
+                assert asyncio.get_running_loop().time() < deadline, "the collector did not run"
+                await asyncio.sleep(0.1)
+            assert read["acme/payment-service"].source == "deployments"
+            while not (await data.sources("pagerduty", ["PPAY001"])).get("PPAY001"):
+                assert asyncio.get_running_loop().time() < deadline, "the collector did not read PagerDuty"
+                await asyncio.sleep(0.1)
+        finally:
+            await stop_bot(bot)

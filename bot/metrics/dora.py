@@ -13,42 +13,28 @@ The four keys (rules and thresholds in docs/dora.md):
 
 Each comes with its band (2023 State of DevOps report) or, when it cannot be computed, no value
 and the reason, never a zero that reads like a measurement. A team's figures pool its Components'
-data. The pure functions at the top compute; `Dora` gathers the data under a time budget.
+data. Pure functions only: `bot/metrics/dora_reports.py` gathers the stored data they compute from.
 """
 from __future__ import annotations
 
-import asyncio
-import logging
 import statistics
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from bot.catalog.entity import Entity
-from bot.catalog.relations import OWNER_OF
-from integrations.errors import IntegrationError
-from integrations.github_delivery import Commit, GitHubDelivery, WorkflowRun
-from integrations.pagerduty import IncidentRecord, PagerDutyClient
+from integrations.github_delivery import WorkflowRun
+from integrations.pagerduty import IncidentRecord
 
-log = logging.getLogger(__name__)
 GITHUB_SLUG = "github.com/project-slug"
 PAGERDUTY_SERVICE = "pagerduty.com/service-id"
 WINDOWS = (30, 90)
 FAILURE_WINDOW = timedelta(hours=24)
-LEAD_TIME_SAMPLE = 30
-"""Per repository, the lead time reads the commits of at most this many of the latest deliveries."""
 SUCCESS = frozenset({"success"})
 FAILURE = frozenset({"failure", "timed_out", "startup_failure"})
 """Workflow run conclusions counted as failed runs; `cancelled`, `skipped`, `neutral`... are left out."""
 ELITE, HIGH, MEDIUM, LOW = "elite", "high", "medium", "low"
 DEPLOYMENTS, RUNS = "deployments", "workflow runs"
-GITHUB_AT_ONCE = 16
-GITHUB_CACHE_SECONDS = 300.0
-"""A repository's delivery data is reused this long: asking again (or about the team after one
-of its services) costs no GitHub calls, which matters under GitHub's 5 000 requests an hour."""
-GITHUB_CACHE_SIZE = 4096
-INCIDENT_IDS_PER_CALL = 50
 
 
 def utc_now() -> datetime:
@@ -261,7 +247,7 @@ def weekly_counts(moments: Iterable[datetime], since: datetime, until: datetime)
     return [(since + timedelta(days=7 * i), float(c)) for i, c in enumerate(counts)]
 
 
-# -- gathering the data ----------------------------------------------------------------------
+# -- pooling a target's data into a report ------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -286,6 +272,8 @@ class ServiceData:
     missing: list[str] = field(default_factory=list)
     shares: str = ""
     """The Component whose data stands for this repository's, when several Components name one repository."""
+    read_at: datetime | None = None
+    """When its GitHub data was last read."""
 
 
 @dataclass
@@ -303,6 +291,8 @@ class Report:
     sources: dict[str, str]
     missing: list[str]
     weekly: dict[str, list[tuple[datetime, float]]]
+    as_of: datetime | None = None
+    """The oldest last read of the GitHub data used (None: none was used)."""
 
     @property
     def metrics(self) -> tuple[Metric, Metric, Metric, Metric]:
@@ -353,7 +343,8 @@ def build_report(target: Target, days: int, since: datetime, until: datetime, da
     weekly = {"deployments": weekly_counts(delivered, since, until) if known else [],
               "failed deployments": weekly_counts(failed_at, since, until) if with_incidents else [],
               "incidents": weekly_counts(opened, since, until) if incident_data else []}
-    return Report(target, days, since, until, frequency, lead, cfr, ttr, ci, ci_by_repo, sources, missing, weekly)
+    as_of = min((d.read_at for d in data if d.read_at is not None), default=None)
+    return Report(target, days, since, until, frequency, lead, cfr, ttr, ci, ci_by_repo, sources, missing, weekly, as_of)
 
 
 def _first_reason(data: Sequence[ServiceData], system: str, default: str) -> str:
@@ -363,200 +354,3 @@ def _first_reason(data: Sequence[ServiceData], system: str, default: str) -> str
     return reasons[0] if len(data) == 1 else f"{reasons[0]} (and {len(reasons) - 1} more)" if len(reasons) > 1 else reasons[0]
 
 
-class Dora:
-    """Reads GitHub and PagerDuty for a target's Components, concurrently, within `budget_seconds`;
-    whatever did not come back in time is reported missing, never an error."""
-
-    def __init__(self, index: Callable[[], object], github: GitHubDelivery | None, pagerduty: PagerDutyClient | None,
-                 budget_seconds: float = 8.0, clock: Callable[[], datetime] = utc_now) -> None:
-        self._index = index  # the catalog's current CatalogIndex (it is swapped on refresh)
-        self.github = github
-        self.pagerduty = pagerduty
-        self.budget_seconds = budget_seconds
-        self.clock = clock
-        self.cache_seconds = GITHUB_CACHE_SECONDS
-        self._background: set[asyncio.Future[None]] = set()
-        self._github_cache: dict[tuple[str, int], tuple[float, str, list[Delivery], list[timedelta], list[WorkflowRun]]] = {}
-
-    def resolve(self, text: str) -> Target | str:
-        """The Component or team (Group: its Components) named; else a message saying why not."""
-        index = self._index()
-        found = index.find(text)  # type: ignore[attr-defined]
-        entity = found.entity
-        if entity is None:
-            hint = f" Did you mean {', '.join(f'`{s}`' for s in found.suggestions)}?" if found.suggestions else ""
-            return f"I couldn't find `{text}` in the catalog.{hint}"
-        if entity.kind == "Component":
-            return Target(entity.display_name, "service", (entity,))
-        if entity.kind == "Group":
-            owned = [index.entities[k] for k in index.related(entity.key, OWNER_OF)  # type: ignore[attr-defined]
-                     if k in index.entities and index.entities[k].kind == "Component"]  # type: ignore[attr-defined]
-            if not owned:
-                return f"*{entity.display_name}* owns no Components in the catalog."
-            return Target(entity.display_name, "team", tuple(sorted(owned, key=lambda e: e.name)))
-        return f"`{text}` is a {entity.kind}; ask about a service (Component) or a team (Group)."
-
-    async def report(self, target: Target, days: int) -> Report:
-        until = self.clock()
-        since = until - timedelta(days=days)
-        data = [ServiceData(e.name, str(e.annotations.get(GITHUB_SLUG) or "").strip(),
-                            str(e.annotations.get(PAGERDUTY_SERVICE) or "").strip()) for e in target.components]
-        for d in data:
-            if not d.slug:
-                d.missing.append(f"no `{GITHUB_SLUG}` annotation (GitHub)")
-            if not d.pagerduty_id:
-                d.missing.append(f"no `{PAGERDUTY_SERVICE}` annotation (PagerDuty)")
-        # A repository several Components name (a monorepo) is read and counted once, for the first
-        # of them with a PagerDuty service (else the first by name).
-        readers: dict[str, ServiceData] = {}
-        for d in sorted(data, key=lambda d: (not d.pagerduty_id, d.name)):
-            if d.slug and d.slug.lower() in readers:
-                d.shares = readers[d.slug.lower()].name
-            elif d.slug:
-                readers[d.slug.lower()] = d
-        limit = asyncio.Semaphore(GITHUB_AT_ONCE)
-        reads = {asyncio.ensure_future(self._github(d, since, limit, days)): d for d in readers.values()}
-        incidents = asyncio.ensure_future(self._incidents(data, since, until))
-        done, pending = await asyncio.wait([*reads, incidents], timeout=self.budget_seconds)
-        if incidents in pending:
-            incidents.cancel()
-            for d in data:
-                if d.pagerduty_id and not any("PagerDuty" in m for m in d.missing):
-                    d.missing.append("PagerDuty did not answer in time")
-        late = [task for task in pending if task is not incidents]
-        for task in late:
-            # What was read in time is answered; a slow repository's read goes on, filling the
-            # cache, so asking again shortly after is answered in full.
-            self._background.add(task)
-            task.add_done_callback(self._finished)
-            reads[task].missing.append("GitHub did not answer in time (still reading: ask again in a minute)")
-        snapshot = [ServiceData(d.name, d.slug, d.pagerduty_id, "", None, [], None, d.incidents, list(d.missing), d.shares)
-                    if any(reads.get(t) is d for t in late) else d for d in data]
-        for task in done:
-            task.result()  # a bug, not an outside failure: let the listener's guard report it
-        return build_report(target, days, since, until, snapshot)
-
-    def _finished(self, task: asyncio.Future[None]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("a background GitHub read failed: %r", task.exception())
-
-    async def _github(self, d: ServiceData, since: datetime, limit: asyncio.Semaphore, days: int = 0) -> None:
-        if self.github is None:
-            d.missing.append("GitHub is not configured")
-            return
-        key = (d.slug.lower(), days)
-        cached = self._github_cache.get(key)
-        if cached is not None and time.monotonic() < cached[0]:
-            _, d.source, d.deliveries, d.lead_times, d.runs = cached
-            return
-        await self._read_github(d, since, limit)
-        if d.deliveries is not None and d.runs is not None and self.cache_seconds > 0:
-            if len(self._github_cache) >= GITHUB_CACHE_SIZE:
-                self._github_cache.clear()
-            self._github_cache[key] = (time.monotonic() + self.cache_seconds, d.source, d.deliveries, d.lead_times, d.runs)
-
-    async def _read_github(self, d: ServiceData, since: datetime, limit: asyncio.Semaphore) -> None:
-        github = self.github
-        assert github is not None
-        try:
-            async with limit:
-                deployments, runs = await asyncio.gather(github.deployments(d.slug, since), github.workflow_runs(d.slug, since))
-            d.runs = runs
-            if deployments:
-                d.source = DEPLOYMENTS
-                deliveries = [Delivery(x.sha, x.finished_at, DEPLOYMENTS) for x in deployments if x.finished_at is not None]
-            else:
-                d.source = RUNS
-                deliveries = deliveries_from_runs(runs)
-            d.deliveries = sorted(deliveries, key=lambda x: x.at)
-            if not deployments and not deliveries:
-                d.deliveries, d.source = None, ""
-                d.missing.append("no deployments or successful workflow runs on the default branch (GitHub)")
-                return
-            d.lead_times = await self._lead_times(d, since, limit)
-        except IntegrationError as exc:
-            d.missing.append(f"GitHub: {exc.reason}")
-
-    async def _lead_times(self, d: ServiceData, since: datetime, limit: asyncio.Semaphore) -> list[timedelta]:
-        github = self.github
-        assert github is not None and d.deliveries is not None
-        ordered = d.deliveries
-        shipped = [(i, x) for i, x in enumerate(ordered) if x.at >= since][-LEAD_TIME_SAMPLE:]
-
-        async def commits_of(position: int, delivery: Delivery) -> list[Commit]:
-            async with limit:
-                previous = next((p.sha for p in reversed(ordered[:position]) if p.sha and p.sha != delivery.sha), "")
-                if previous:
-                    return await github.commits_between(d.slug, previous, delivery.sha)
-                return [await github.commit(d.slug, delivery.sha)]
-        found = await asyncio.gather(*(commits_of(i, x) for i, x in shipped), return_exceptions=True)
-        times: list[timedelta] = []
-        failures = 0
-        for (_, delivery), commits in zip(shipped, found):
-            if isinstance(commits, IntegrationError):
-                failures += 1
-                continue
-            if isinstance(commits, BaseException):
-                raise commits
-            times += [delivery.at - c.committed_at for c in commits if c.committed_at <= delivery.at]
-        if failures:
-            d.missing.append(f"GitHub: the commits of {failures} deliveries could not be read (lead time)")
-        return times
-
-    async def _incidents(self, data: Sequence[ServiceData], since: datetime, until: datetime) -> None:
-        wanted = [d for d in data if d.pagerduty_id]
-        if not wanted:
-            return
-        if self.pagerduty is None or not self.pagerduty.can_read:
-            for d in wanted:
-                d.missing.append("PagerDuty is not configured (PAGERDUTY_API_TOKEN)")
-            return
-        ids = sorted({d.pagerduty_id for d in wanted})
-        batches = [ids[i:i + INCIDENT_IDS_PER_CALL] for i in range(0, len(ids), INCIDENT_IDS_PER_CALL)]
-        # a day before the window too: a delivery just before `since` is not counted, but the data is cheap
-        results = await asyncio.gather(*(self.pagerduty.incidents_between(b, since, until, timeout=self.budget_seconds)
-                                         for b in batches), return_exceptions=True)
-        by_service: dict[str, list[IncidentRecord]] = {}
-        failed: dict[str, str] = {}
-        for batch, result in zip(batches, results):
-            if isinstance(result, IntegrationError):
-                failed.update({i: result.reason for i in batch})
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                for incident in result:
-                    by_service.setdefault(incident.service_id, []).append(incident)
-        for d in wanted:
-            if d.pagerduty_id in failed:
-                d.missing.append(f"PagerDuty: {failed[d.pagerduty_id]}")
-            else:
-                d.incidents = by_service.get(d.pagerduty_id, [])
-
-    async def org_ci_success(self, days: int = 30) -> tuple[CiRate, dict[str, CiRate], list[str]]:
-        """CI success rate over every repository of the catalog's Components: the total, per
-        repository, and the repositories that could not be read."""
-        index = self._index()
-        slugs = sorted({str(e.annotations.get(GITHUB_SLUG) or "").strip() for e in index.entities.values()  # type: ignore[attr-defined]
-                        if e.kind == "Component"} - {""})
-        since = self.clock() - timedelta(days=days)
-        per_repo: dict[str, CiRate] = {}
-        missing: list[str] = []
-        if self.github is None:
-            return CiRate(0, 0, 0), {}, ["GitHub is not configured"]
-        limit = asyncio.Semaphore(GITHUB_AT_ONCE)
-        github = self.github
-
-        async def read(slug: str) -> None:
-            try:
-                async with limit:
-                    per_repo[slug] = ci_rate(await github.workflow_runs(slug, since))
-            except IntegrationError as exc:
-                missing.append(f"{slug}: {exc.reason}")
-        try:
-            async with asyncio.timeout(self.budget_seconds):
-                await asyncio.gather(*(read(s) for s in slugs))
-        except TimeoutError:
-            missing += [f"{s}: GitHub did not answer in time" for s in slugs if s not in per_repo
-                        and not any(m.startswith(f"{s}:") for m in missing)]
-        return sum(per_repo.values(), CiRate(0, 0, 0)), per_repo, missing
