@@ -23,12 +23,14 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.config import Settings
 from bot.deliveries import delivery_key
 from bot.observability.metrics import Metrics
-from bot.observability.slack import ObservedWebClient, request_middleware
+from bot.observability.slack import ObservedWebClient, describe, request_middleware
 from bot.services import Services, build_services
 from commands import CAPABILITIES
 from commands.env import SlackNotifier
 
 log = logging.getLogger(__name__)
+USED = ("command", "action", "view", "shortcut")
+"""The kinds of Slack request that count as someone using the bot (with `app_mention` events)."""
 
 
 def slack_client(settings: Settings, base_url: str | None = None, token: str | None = None) -> AsyncWebClient:
@@ -108,7 +110,14 @@ def build_app(settings: Settings, services: Services, client: AsyncWebClient, *,
         await next()
 
     app.use(request_middleware(app, metrics or Metrics()))  # request id, user and command for the logs; counts
+    async def record_usage(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+        kind, name, user = describe(body)
+        if kind in USED or kind == "event" and name == "app_mention":
+            services.usage.note(user, name)
+        await next()
+
     app.use(skip_handled_deliveries)
+    app.use(record_usage)  # after the retry check: a retried delivery is one use
     app.use(pooled_respond)
     for capability in CAPABILITIES:
         capability.register(app, services)

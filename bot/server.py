@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -18,9 +17,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build_app, create_services, slack_client
 from bot.config import ConfigError, Settings
-from bot.observability.logs import RequestContext, new_request_id, request_context
 from bot.observability.metrics import Metrics
-from bot.observability.slack import RequestInfo, request_info
+from bot.observability.slack import ObservedSocketModeHandler, slack_request
 from bot.observability.tracing import Tracing
 from bot.services import Services
 from commands.office_hours import post_digest_if_due
@@ -38,21 +36,9 @@ def build_web_app(app: AsyncApp, services: Services, metrics: Metrics | None = N
     verifier = SignatureVerifier(secret) if secret else None
 
     async def slack_events(request: web.Request) -> web.Response:
-        """Each request gets an id (in the logs), a span when tracing, and its timings."""
-        arrived = time.perf_counter()
-        metrics.activate()
-        info = RequestInfo()
-        tokens = request_context.set(RequestContext(new_request_id())), request_info.set(info)
-        try:
-            with metrics.tracing.span("slack request") if metrics.tracing else contextlib.nullcontext():
-                response, dispatched = await _slack_events(request)
-            if dispatched is not None:
-                metrics.slack_request_seconds.labels(info.kind, info.name, info.listener).observe(dispatched)
-            metrics.ack_seconds.labels(info.kind if dispatched is not None else "refused").observe(time.perf_counter() - arrived)
-            return response
-        finally:
-            request_info.reset(tokens[1])
-            request_context.reset(tokens[0])
+        async with slack_request(metrics) as info:
+            response, info.dispatched = await _slack_events(request)
+        return response
 
     async def _slack_events(request: web.Request) -> tuple[web.Response, float | None]:
         """The signature is checked before the body is parsed, so junk gets 400 or 401, never a 500."""
@@ -223,14 +209,12 @@ async def start(settings: Settings, port: int | None = None) -> RunningServer:
         jobs.every(settings.reaper_interval_seconds, services.reaper.run, "reaper")
     server = RunningServer(f"http://{settings.host}:{bound}", app, services, runner, jobs, metrics=metrics)
     if settings.slack_app_token:
-        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
         try:  # the client would retry a refused token for ever; refuse to start instead
             await client.apps_connections_open(app_token=settings.slack_app_token)
         except SlackApiError as exc:
             await server.stop()
             raise ConfigError(f"SLACK_APP_TOKEN was refused by Slack ({exc.response.get('error')})") from None
-        server.socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token)
+        server.socket_mode = ObservedSocketModeHandler(app, settings.slack_app_token, metrics=metrics)
         await server.socket_mode.connect_async()
         log.info("connected to Slack in Socket Mode")
     log.info("listening on %s (POST /slack/events, GET /healthz, GET /readyz, GET /metrics)", server.url)

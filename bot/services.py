@@ -34,6 +34,7 @@ from bot.paging import Paging
 from bot.people import Lookup, People
 from bot.policy import Policy
 from bot.scaffolder.service import Scaffolder
+from bot.usage import Usage
 from integrations.backstage import BackstageClient
 from integrations.git_hosting import GitHost
 from integrations.git_local import LocalGit
@@ -67,6 +68,7 @@ class Services:
     office_hours: OfficeHours
     scaffolder: Scaffolder
     dora: Dora
+    usage: Usage
     github_delivery: GitHubDelivery | None = None
     """GitHub reads for `/dora` and CI success rates (deployments, workflow runs, commits)."""
 
@@ -84,6 +86,7 @@ class Services:
     async def close(self) -> None:
         await self.scaffolder.close()
         await self.deliveries.close()
+        await self.usage.close()
         await self.http.close()
         await asyncio.to_thread(self.paging.pagerduty.close)
         if self.kubernetes is not None:
@@ -146,7 +149,7 @@ def build_services(settings: Settings, notifier: Notifier, email_of_slack_user: 
         office_hours=OfficeHours(db, knowledge),
         scaffolder=Scaffolder(db, catalog, people, policy, audit, leases, git_host,
                               template_paths=settings.templates, work_dir=settings.data_dir / "scaffolder"),
-        github_delivery=github_delivery,
+        github_delivery=github_delivery, usage=Usage(db),
         dora=Dora(lambda: catalog.index, DeliverySync(DeliveryData(db), github_delivery, pagerduty,
                                                       incident_timeout=max(settings.answer_budget_seconds * 4, 6.0)),
                   budget_seconds=max(settings.answer_budget_seconds * 4, 6.0)),

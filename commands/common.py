@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import uuid
 from typing import Any, Awaitable, Callable
+
+from bot.observability.metrics import listener_finished
 
 log = logging.getLogger("pavedroad.commands")
 MAX_QUERY = 200
@@ -34,11 +37,13 @@ def query_text(raw: Any) -> str:
 
 
 def guarded(work: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """Run a lazy listener; on an unexpected error, log it and tell the user briefly, never a trace."""
+    """Run a lazy listener, timed; on an unexpected error, log it and tell the user briefly, never a trace."""
     @functools.wraps(work)
     async def run(*args: Any, **kwargs: Any) -> None:
+        started, outcome = time.perf_counter(), "error"
         try:
             await work(*args, **kwargs)
+            outcome = "ok"
         except Exception:
             reference = uuid.uuid4().hex[:8]
             log.exception("listener %s failed (ref %s)", work.__name__, reference)
@@ -50,4 +55,6 @@ def guarded(work: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[Non
                                        "Please try again; if it keeps happening, tell the platform team that ref.")
                 except Exception:  # noqa: BLE001 - the user cannot be told; the log has it
                     log.exception("could not tell the user about ref %s", reference)
+        finally:
+            listener_finished(work.__name__, time.perf_counter() - started, outcome)
     return run

@@ -1,8 +1,9 @@
 """`/dora SERVICE|TEAM [30d|90d]`: the four DORA metrics with their bands, the CI success rate,
 and a chart of deliveries, failed deliveries and incidents per week.
 
-Acknowledged at once; the figures come from GitHub and PagerDuty under a time budget, and what
-could not be read is listed rather than shown as zero (domain: `bot/metrics/dora.py`)."""
+Acknowledged at once; the figures come from the stored delivery events (refreshed first when
+stale), and what could not be read is listed rather than shown as zero (domain:
+`bot/metrics/dora_reports.py`)."""
 from __future__ import annotations
 
 import asyncio
@@ -116,7 +117,7 @@ def register(app: AsyncApp, services: Services) -> None:
         if parse(query_text(command.get("text"))) is None:
             await ack(text=USAGE)
         else:
-            await ack(text=":hourglass_flowing_sand: Reading GitHub and PagerDuty…")
+            await ack(text=":hourglass_flowing_sand: Computing DORA metrics…")
 
     @guarded
     async def answer(command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:

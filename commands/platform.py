@@ -62,8 +62,8 @@ def share(value: float | None) -> str:
 def stats_lines(figures: PlatformFigures) -> list[str]:
     """One line per figure, each with its window; "no data" where nothing was recorded."""
     window = figures.window.label
-    golden, envs, office, coverage, nps = (figures.golden_path, figures.environments, figures.office_hours,
-                                           figures.coverage, figures.nps)
+    golden, envs, office, coverage, nps, adoption = (figures.golden_path, figures.environments, figures.office_hours,
+                                                     figures.coverage, figures.nps, figures.adoption)
 
     def line(title: str, when: str, figure: str | None) -> str:
         return f"*{title}* ({when}): {NO_DATA if figure is None else figure}"
@@ -80,6 +80,9 @@ def stats_lines(figures: PlatformFigures) -> list[str]:
         line("Catalog coverage", "now", None if coverage.share is None else (
             f"{share(coverage.share)} of components have an owner found in the catalog "
             f"({coverage.with_resolvable_owner:,} of {coverage.components:,})")),
+        line("People using pavedroad", window, None if adoption is None else (
+            f"{adoption.people:,} · {adoption.actions:,} commands, buttons and forms · most used: "
+            + ", ".join(f"`{escape(action)}` {uses:,}" for action, uses in adoption.top))),
         line("Developer NPS", window, f"{NO_DATA} · `/platform feedback` to give yours" if nps.score is None else (
             f"{nps.score:+.0f} from {nps.responses:,} {people} (promoters {nps.promoters}, "
             f"passives {nps.passives}, detractors {nps.detractors})")),
@@ -223,7 +226,7 @@ def ci_success_text(total: CiRate, per_repo: dict[str, CiRate], missing: list[st
 
 def register(app: AsyncApp, services: Services) -> None:
     settings, people, policy = services.settings, services.people, services.policy
-    metrics = PlatformMetrics(services.db, lambda: services.catalog.index)
+    metrics = PlatformMetrics(services.db, lambda: services.catalog.index, usage=services.usage)
     checks = load_checks(settings.scorecard_file)
     titles = {c.id: c.title for c in checks}
 
@@ -263,7 +266,7 @@ def register(app: AsyncApp, services: Services) -> None:
                                       figures.trends, "count per week")
         where = await upload_png(client, png, channel=command.get("channel_id", ""), user=command["user_id"],
                                  filename=f"platform-stats-{days}d.png", title=f"Platform trends, {figures.window.label}",
-                                 alt_text="Weekly services created, environments created and office-hours questions")
+                                 alt_text="Weekly people using the bot, services created, environments created and office-hours questions")
         if where is None:
             await respond(response_type="ephemeral", replace_original=False,
                           text="I could not upload the chart here (is the bot in this channel, with files:write?).")

@@ -18,7 +18,7 @@ import aiohttp
 import gidgethub
 from gidgethub.aiohttp import GitHubAPI
 
-from integrations.errors import IntegrationError
+from integrations.errors import IntegrationError, observed
 from integrations.github import NotFound, RateLimited, _reason, _retry_after
 
 TIMEOUT_SECONDS = 10.0
@@ -115,15 +115,17 @@ class GitHubDelivery:
         self.timeout = timeout
         self._default_branches: dict[str, str] = {}
 
-    async def _item(self, url: str, **params: Any) -> Any:
+    async def _item(self, operation: str, url: str, **params: Any) -> Any:
         try:
-            async with asyncio.timeout(self.timeout):
-                return await self.api.getitem(url, url_vars=params)
+            with observed("github", operation):
+                async with asyncio.timeout(self.timeout):
+                    return await self.api.getitem(url, url_vars=params)
         except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError) as exc:
             raise _error(exc) from exc
 
     async def _items(self, url: str, key: str | None = None, **params: Any) -> AsyncIterator[dict[str, Any]]:
-        """Every item of a paginated list; the time limit applies to each page."""
+        """Every item of a paginated list; the time limit applies to each page. The caller observes
+        the whole list as one call (an async generator cannot hold a span across its yields)."""
         pages = self.api.getiter(url, url_vars=params, **({"iterable_key": key} if key else {}))
         try:
             while True:
@@ -144,7 +146,7 @@ class GitHubDelivery:
         if known:
             return known
         owner, _, repo = slug.partition("/")
-        data = await self._item("/repos/{owner}/{repo}", owner=owner, repo=repo)
+        data = await self._item("repository", "/repos/{owner}/{repo}", owner=owner, repo=repo)
         branch = str((data or {}).get("default_branch") or "main")
         if len(self._default_branches) >= ETAG_CACHE_SIZE:
             self._default_branches.clear()
@@ -156,18 +158,20 @@ class GitHubDelivery:
         base for the first one's commits), oldest first, each with its latest status."""
         owner, _, repo = slug.partition("/")
         found: list[dict[str, Any]] = []
-        async for item in self._items("/repos/{owner}/{repo}/deployments{?environment,per_page}",
-                                      owner=owner, repo=repo, environment=environment, per_page=PER_PAGE):
-            found.append(item)
-            created = parse_time(item.get("created_at"))
-            if created is not None and created < since:
-                break  # newest first: this is the one before the window
+        with observed("github", "deployments"):
+            async for item in self._items("/repos/{owner}/{repo}/deployments{?environment,per_page}",
+                                          owner=owner, repo=repo, environment=environment, per_page=PER_PAGE):
+                found.append(item)
+                created = parse_time(item.get("created_at"))
+                if created is not None and created < since:
+                    break  # newest first: this is the one before the window
         limit = asyncio.Semaphore(STATUS_READS_AT_ONCE)
 
         async def with_status(item: dict[str, Any]) -> Deployment:
             async with limit:
-                statuses = [s async for s in self._items("/repos/{owner}/{repo}/deployments/{id}/statuses{?per_page}",
-                                                         owner=owner, repo=repo, id=item.get("id"), per_page=PER_PAGE)]
+                with observed("github", "deployment statuses"):
+                    statuses = [s async for s in self._items("/repos/{owner}/{repo}/deployments/{id}/statuses{?per_page}",
+                                                             owner=owner, repo=repo, id=item.get("id"), per_page=PER_PAGE)]
             latest = statuses[0].get("state", "") if statuses else ""
             success = [parse_time(s.get("created_at")) for s in statuses if s.get("state") in SUCCESS_STATES]
             created = parse_time(item.get("created_at")) or datetime.min.replace(tzinfo=timezone.utc)
@@ -181,9 +185,10 @@ class GitHubDelivery:
         """Workflow runs on `branch` (default: the repository's default branch) created since `since`, oldest first."""
         owner, _, repo = slug.partition("/")
         branch = branch or await self.default_branch(slug)
-        runs = [run async for run in self._items(
-            "/repos/{owner}/{repo}/actions/runs{?branch,created,per_page}", key="workflow_runs", owner=owner, repo=repo,
-            branch=branch, created=f">={since.astimezone(timezone.utc):%Y-%m-%d}", per_page=PER_PAGE)]
+        with observed("github", "workflow runs"):
+            runs = [run async for run in self._items(
+                "/repos/{owner}/{repo}/actions/runs{?branch,created,per_page}", key="workflow_runs", owner=owner,
+                repo=repo, branch=branch, created=f">={since.astimezone(timezone.utc):%Y-%m-%d}", per_page=PER_PAGE)]
         found = []
         for run in runs:
             created = parse_time(run.get("created_at"))
@@ -197,10 +202,10 @@ class GitHubDelivery:
     async def commits_between(self, slug: str, base: str, head: str) -> list[Commit]:
         """The commits in `head` and not in `base`, oldest first (GitHub lists at most 250)."""
         owner, _, repo = slug.partition("/")
-        data = await self._item("/repos/{owner}/{repo}/compare/{basehead}", owner=owner, repo=repo,
+        data = await self._item("compare", "/repos/{owner}/{repo}/compare/{basehead}", owner=owner, repo=repo,
                                 basehead=f"{base}...{head}")
         return [_commit(c) for c in (data or {}).get("commits") or []]
 
     async def commit(self, slug: str, sha: str) -> Commit:
         owner, _, repo = slug.partition("/")
-        return _commit(await self._item("/repos/{owner}/{repo}/commits/{sha}", owner=owner, repo=repo, sha=sha))
+        return _commit(await self._item("commit", "/repos/{owner}/{repo}/commits/{sha}", owner=owner, repo=repo, sha=sha))

@@ -136,7 +136,7 @@ def labelled_service() -> ServiceData:
                  incident(T0 + 25 * DAY + 0.5 * H, T0 + 25 * DAY + 2 * H)]     # d4 failed; 1.5 h
     return ServiceData("payment-service", "acme/payment-service", "P1", source="deployments", deliveries=deliveries,
                        lead_times=[5 * H, 3 * H, 1 * H, 10 * H, 2 * H],
-                       runs=[run("success", T0 + DAY)] * 8 + [run("failure", T0 + DAY)] * 2 + [run("cancelled", T0)],
+                       ci=ci_rate([run("success", T0 + DAY)] * 8 + [run("failure", T0 + DAY)] * 2 + [run("cancelled", T0)]),
                        incidents=incidents)
 
 
@@ -157,7 +157,7 @@ def test_report_hand_checked() -> None:
 def test_team_pools_and_no_data_is_not_zero() -> None:
     other = ServiceData("search", "acme/search", "", missing=["no `pagerduty.com/service-id` annotation (PagerDuty)"],
                         source="workflow runs", deliveries=[Delivery("s1", T0 + DAY, "workflow runs")],
-                        lead_times=[7 * H], runs=[run("failure", T0 + DAY)])
+                        lead_times=[7 * H], ci=ci_rate([run("failure", T0 + DAY)]))
     report = build_report(Target("payments", "team", ()), 30, T0, T0 + 30 * DAY, [labelled_service(), other])
     df, lt, cfr, ttr = report.metrics
     assert df.text == "1.2/week (5 in 30 days, 2 services; band per service)"
@@ -174,7 +174,7 @@ def test_team_pools_and_no_data_is_not_zero() -> None:
     assert [m.text for m in report.metrics] == ["no data"] * 4
     assert report.deployment_frequency.reason == "GitHub: HTTP 500"
     assert report.time_to_restore.reason == "PagerDuty: HTTP 500"
-    quiet = ServiceData("q", "acme/q", "P9", source="deployments", deliveries=[], runs=[], incidents=[incident(T0 + DAY, None, "P9")])
+    quiet = ServiceData("q", "acme/q", "P9", source="deployments", deliveries=[], ci=ci_rate([]), incidents=[incident(T0 + DAY, None, "P9")])
     report = build_report(Target("q", "service", ()), 30, T0, T0 + 30 * DAY, [quiet])
     assert report.lead_time.value is None and report.change_failure_rate.value is None
     assert report.time_to_restore.reason == "no resolved incidents in the window (1 still open)"
@@ -283,8 +283,9 @@ async def test_failing_github_degrades_the_report(database_url: str) -> None:
             assert report.deployment_frequency.value is None and "GitHub: HTTP 502" in report.deployment_frequency.reason
             assert report.time_to_restore.text == "1.5 h"  # PagerDuty still answered
             github.fail_status = None
+            assert "GitHub: HTTP 502" in (await dora.report(payment_target(), 30)).deployment_frequency.reason  # not asked again at once
             github.delay = 3
-            dora.budget_seconds = 0.5
+            dora.budget_seconds, dora.fresh_seconds = 0.5, 0
             report = await dora.report(payment_target(), 30)
             assert "payment-service: GitHub: first read still under way; ask again in a minute" in report.missing
             assert report.deployment_frequency.value is None and report.time_to_restore.text == "1.5 h"
@@ -325,7 +326,7 @@ async def test_dora_end_to_end(tmp_path: Path) -> None:
         bot = await start_bot(tmp_path, slack, pagerduty, GITHUB_API_URL=github.url, GITHUB_TOKEN=github.token)
         try:
             status, body, url = await bot.command("/dora", "payment-service 30d")
-            assert status == 200 and "Reading GitHub and PagerDuty" in body
+            assert status == 200 and "Computing DORA metrics" in body
             reply = await bot.reply(url, timeout=30)
             text = str(reply["blocks"])
             for figure in ("0.9/week (4 in 30 days)", "medium", "3.0 h", "elite", "50% (2 of 4)", "low", "1.5 h",

@@ -14,11 +14,12 @@ from bot.config import DEMO_CATALOG, ConfigError, load_settings
 from bot.db import Database
 from bot.metrics.charts import PNG_SIGNATURE, line_chart
 from bot.metrics.dora import CiRate
-from bot.metrics.platform import (BadWindow, Feedback, PlatformMetrics, catalog_coverage, nps, parse_window,
+from bot.metrics.platform import (BadWindow, Feedback, PlatformMetrics, active_users, catalog_coverage, nps, parse_window,
                                   percentile, weekly_counts, Window)
 from bot.metrics.scorecard import (DEFAULT_CHECKS, ScorecardError, all_scorecards, find_team, parse_checks,
                                    team_scorecard)
 from bot.models import Environment, FeedbackResponse, Question, ScaffolderRun
+from bot.usage import Adoption, Usage
 from tests.fakes.slack import SlackFake
 from commands.platform import ci_success_text, post_survey_if_due
 from tests.fakes.slack_requests import DEFAULT_CHANNEL, block_actions_body, view_submission_body
@@ -160,6 +161,29 @@ async def test_figures_over_fixed_data_in_three_windows(database_url):
         assert (week.office_hours.questions, week.office_hours.self_served) == (2, 1)
         comments = await metrics.feedback.comments(30)
         assert [c.comment for c in comments] == ["comment 10", "comment 6", "comment 8", "comment 3"]
+    finally:
+        await db.close()
+
+
+async def test_adoption_counts_people_and_uses_per_day(database_url):
+    db = Database(database_url)
+    await db.migrate()
+    usage = Usage(db)
+    for user, action, days_ago in ((ADA, "/whoowns", 1), (ADA, "/whoowns", 1), (ADA, "/whoowns", 1.2),
+                                   (GRACE, "/env", 2), (ADA, "/dora", 10), (ALAN, "/whoowns", 40)):
+        usage.note(user, action, at=NOW - days_ago * DAY)
+    await usage.flush()
+    usage.note(ADA, "/whoowns", at=NOW - DAY)     # a later batch adds to the same day's count
+    await usage.flush()
+    try:
+        metrics = PlatformMetrics(db, lambda: small_index(""), Clock(NOW), usage=usage)
+        month = await metrics.figures(30)
+        assert month.adoption == Adoption(2, 6, [("/whoowns", 4), ("/dora", 1), ("/env", 1)])
+        assert [v for _, v in month.trends["people using the bot"]] == [0, 0, 0, 1, 2]   # Ada 10 d ago | Ada and Grace
+        quarter = await metrics.figures(90)
+        assert (quarter.adoption.people, quarter.adoption.actions) == (3, 7)
+        assert (await PlatformMetrics(db, lambda: small_index(""), Clock(NOW + 100 * DAY)).figures(7)).adoption is None
+        assert await active_users(db, NOW - 7 * DAY, NOW) == [ADA, GRACE]
     finally:
         await db.close()
 
@@ -385,9 +409,12 @@ async def test_the_survey_asks_active_users_once_per_period_and_its_button_opens
     await services.audit.record(GRACE, "env.create", "pay-demo", "ok")
     await services.audit.record("reaper", "env.destroy", "old-env", "ok")               # not a person
     await services.office_hours.ask("C0OH", "1700000000.000200", CHARLES, "where are the runbooks")
-    assert await post_survey_if_due(client, services) == 2                               # Grace and Charles
+    status, _, url = await bot.command("/whoowns", "payment-service", user=ALAN)          # only asked a question
+    await bot.reply(url)
+    await services.usage.flush()
+    assert await post_survey_if_due(client, services) == 3                               # Grace, Charles and Alan
     asked = sorted(a["channel"] for a in bot.slack.calls("chat.postMessage"))
-    assert asked == [CHARLES, GRACE]
+    assert asked == [ALAN, CHARLES, GRACE]
     assert await post_survey_if_due(client, services) is None                            # once per period
     status, _ = await bot.post(block_actions_body("platform_feedback_open", "survey", user_id=GRACE, block_id="platform_survey"))
     assert status == 200

@@ -14,6 +14,7 @@ import pytest
 from bot.config import ConfigError
 
 from tests.fakes.slack_requests import block_actions_body, event_body
+from tests.test_observability import scrape, value
 from tests.fakes.slack_socket import SlackSocketModeFake, interaction_payload, slash_command_payload
 from tests.harness import Bot, start_bot, stop_bot
 
@@ -78,6 +79,10 @@ async def test_whoowns_is_acknowledged_at_once_and_answered_at_the_response_url(
     assert "Payment Service" in text and PAYMENT_SERVICE in text and "Payments" in text
     actions = next(b for b in answer["blocks"] if b["type"] == "actions")
     assert "whoowns_dependencies" in [e["action_id"] for e in actions["elements"]]
+    # timed and counted like a request posted over HTTP: the ack is the envelope sent back
+    scraped = await scrape(bot)
+    assert value(scraped, "pavedroad_slack_ack_seconds_count", kind="command") == 1
+    assert value(scraped, "pavedroad_slack_request_seconds_count", kind="command", name="/whoowns", listener="answer") == 1
 
 
 async def test_dependencies_button_is_answered_over_socket_mode(bot: Bot, slack: SlackSocketModeFake):

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from bot.db import Database
+from bot.metrics.dora import CiRate, ci_tally
 from bot.models import DeliveryChange, DeliveryEvent, DeliverySource, IncidentEvent, WorkflowRunEvent
 from integrations.github_delivery import Commit, WorkflowRun
 from integrations.pagerduty import IncidentRecord
@@ -41,7 +42,8 @@ class StoredWindow:
     """The events of some repositories and PagerDuty services in a window, by slug and service id."""
     deliveries: dict[str, list[StoredDelivery]] = field(default_factory=lambda: defaultdict(list))
     lead_times: dict[str, list[timedelta]] = field(default_factory=lambda: defaultdict(list))
-    runs: dict[str, list[WorkflowRun]] = field(default_factory=lambda: defaultdict(list))
+    ci: dict[str, CiRate] = field(default_factory=dict)
+    """Workflow runs, tallied in the database."""
     incidents: dict[str, list[IncidentRecord]] = field(default_factory=lambda: defaultdict(list))
 
 
@@ -157,12 +159,14 @@ class DeliveryData:
                 for slug, key, committed, delivered in (await session.exec(query)).all():
                     if (slug, key) in wanted and committed <= delivered:
                         found.lead_times[slug].append(timedelta(seconds=delivered - committed))
-                query = (select(WorkflowRunEvent.slug, WorkflowRunEvent.run_id, WorkflowRunEvent.sha,
-                                WorkflowRunEvent.status, WorkflowRunEvent.conclusion, WorkflowRunEvent.created_at)
+                query = (select(WorkflowRunEvent.slug, WorkflowRunEvent.status, WorkflowRunEvent.conclusion, func.count())
                          .where(WorkflowRunEvent.slug.in_(chunk), WorkflowRunEvent.created_at >= start,
-                                WorkflowRunEvent.created_at < end))
-                for slug, run_id, sha, status, conclusion, created in (await session.exec(query)).all():
-                    found.runs[slug].append(WorkflowRun(run_id, "", "", sha, "", status, conclusion, moment(created)))
+                                WorkflowRunEvent.created_at < end)
+                         .group_by(WorkflowRunEvent.slug, WorkflowRunEvent.status, WorkflowRunEvent.conclusion))
+                tallies: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+                for slug, status, conclusion, number in (await session.exec(query)).all():
+                    tallies[slug].append((status, conclusion, number))
+                found.ci.update((slug, ci_tally(tallies.get(slug, []))) for slug in chunk)
             for chunk in _chunks(sorted(set(service_ids))):
                 query = (select(IncidentEvent.id, IncidentEvent.service_id, IncidentEvent.created_at, IncidentEvent.resolved_at)
                          .where(IncidentEvent.service_id.in_(chunk), IncidentEvent.created_at >= start,

@@ -31,6 +31,7 @@ GITHUB_AT_ONCE = 16
 COLLECT_AT_ONCE = 4
 """Repositories the background pass reads at once: it is never in a hurry, answers may be."""
 INCIDENT_IDS_PER_CALL = 50
+REFRESH_AT_MOST = GITHUB_AT_ONCE
 
 
 class DeliverySync:
@@ -76,25 +77,24 @@ class DeliverySync:
 
     async def refresh(self, slugs: Sequence[str], service_ids: Sequence[str], fresh_seconds: float,
                       wait_new: float, wait_known: float) -> None:
-        """Read the sources not read within `fresh_seconds`; wait up to `wait_new` seconds for those
-        never read and `wait_known` for the others. A read not done by then goes on in the background."""
+        """Read the sources not tried within `fresh_seconds` (so a failing one is not asked again at
+        every answer): all those never read, and the `REFRESH_AT_MOST` least recently tried of the
+        others (the collector keeps the rest current; refreshing a team of 500 at once would starve
+        the answers). Wait up to `wait_new` seconds for those never read and `wait_known` for the
+        others; a read not done by then goes on in the background."""
         now = self.clock().timestamp()
-        new: list[asyncio.Task[None]] = []
-        known: list[asyncio.Task[None]] = []
-        if self.github is not None and slugs:
-            states = await self.data.sources(GITHUB, slugs)
-            for slug in slugs:
-                state = states.get(slug)
-                if state is None or state.read_at is None:
-                    new.append(self.repository(slug))
-                elif now - state.read_at >= fresh_seconds:
-                    known.append(self.repository(slug))
-        if self.pagerduty is not None and service_ids:
-            states = await self.data.sources(PAGERDUTY, service_ids)
-            never = [s for s in service_ids if s not in states or states[s].read_at is None]
-            stale = [s for s in service_ids if s not in never and now - (states[s].read_at or 0) >= fresh_seconds]
-            new += self.incidents(never)
-            known += self.incidents(stale)
+        due: dict[str, tuple[list[str], list[str]]] = {GITHUB: ([], []), PAGERDUTY: ([], [])}
+        for system, keys, enabled in ((GITHUB, slugs, self.github is not None),
+                                      (PAGERDUTY, service_ids, self.pagerduty is not None)):
+            if enabled and keys:
+                states = await self.data.sources(system, keys)
+                tried = [k for k in keys if k not in states or now - states[k].tried_at >= fresh_seconds]
+                known = sorted((k for k in tried if k in states and states[k].read_at is not None),
+                               key=lambda k: states[k].tried_at)
+                due[system] = ([k for k in tried if k not in states or states[k].read_at is None],
+                               known[:REFRESH_AT_MOST])
+        new = [self.repository(s) for s in due[GITHUB][0]] + self.incidents(due[PAGERDUTY][0])
+        known = [self.repository(s) for s in due[GITHUB][1]] + self.incidents(due[PAGERDUTY][1])
         if known:
             await asyncio.wait(known + new, timeout=wait_known)
         pending = [t for t in new if not t.done()]

@@ -226,14 +226,19 @@ class CiRate:
 
 
 def ci_rate(runs: Iterable[WorkflowRun]) -> CiRate:
+    return ci_tally((run.status, run.conclusion, 1) for run in runs)
+
+
+def ci_tally(counts: Iterable[tuple[str, str, int]]) -> CiRate:
+    """The rate from (status, conclusion, how many runs) rows."""
     success = failure = excluded = 0
-    for run in runs:
-        if run.conclusion in SUCCESS:
-            success += 1
-        elif run.conclusion in FAILURE:
-            failure += 1
-        elif run.status == "completed":
-            excluded += 1
+    for status, conclusion, number in counts:
+        if conclusion in SUCCESS:
+            success += number
+        elif conclusion in FAILURE:
+            failure += number
+        elif status == "completed":
+            excluded += number
     return CiRate(success, failure, excluded)
 
 
@@ -267,7 +272,8 @@ class ServiceData:
     source: str = ""
     deliveries: list[Delivery] | None = None
     lead_times: list[timedelta] = field(default_factory=list)
-    runs: list[WorkflowRun] | None = None
+    ci: CiRate | None = None
+    """Its workflow runs on the default branch in the window."""
     incidents: list[IncidentRecord] | None = None
     missing: list[str] = field(default_factory=list)
     shares: str = ""
@@ -333,7 +339,7 @@ def build_report(target: Target, days: int, since: datetime, until: datetime, da
     else:
         ttr = time_to_restore(None, _first_reason(data, "PagerDuty", "no PagerDuty data"))
 
-    ci_by_repo = {d.slug: ci_rate(d.runs) for d in data if d.runs is not None}
+    ci_by_repo = {d.slug: d.ci for d in data if d.ci is not None}
     ci = sum(ci_by_repo.values(), CiRate(0, 0, 0))
     delivered = [x.at for v in in_window.values() for x in v]
     failed_at = [x.at for d in with_incidents for x, bad in zip(sorted(in_window[d.name], key=lambda x: x.at),

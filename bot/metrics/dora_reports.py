@@ -12,7 +12,7 @@ from bot.catalog.relations import OWNER_OF
 from bot.metrics.delivery_data import GITHUB, KEEP_DAYS, PAGERDUTY, DeliveryData, StoredWindow
 from bot.metrics.delivery_sync import DeliverySync
 from bot.metrics.dora import (GITHUB_SLUG, PAGERDUTY_SERVICE, CiRate, Delivery, Report, ServiceData, Target,
-                              build_report, ci_rate, utc_now)
+                              build_report, utc_now)
 from bot.models import DeliverySource
 
 FRESH_SECONDS = 300.0
@@ -109,7 +109,7 @@ class Dora:
         if state.error:
             d.missing.append(_failed_last("GitHub", state, now))
         d.read_at = datetime.fromtimestamp(state.read_at, tz=timezone.utc)
-        d.runs = stored.runs.get(slug, [])
+        d.ci = stored.ci.get(slug)
         if not state.source:
             d.missing.append("no deployments or successful workflow runs on the default branch (GitHub)")
             return
@@ -141,7 +141,7 @@ class Dora:
         states = await self.data.sources(GITHUB, slugs)
         read = {slug: s.source for slug, s in states.items() if s.read_at is not None}
         stored = await self.data.window(read, [], until - timedelta(days=min(days, KEEP_DAYS)), until)
-        per_repo = {slug: ci_rate(stored.runs.get(slug, [])) for slug in read}
+        per_repo = {slug: stored.ci[slug] for slug in read}
         missing = [f"{slug}: {_unread(states.get(slug), (GITHUB, slug) in self.sync.reading)}"
                    for slug in slugs if slug not in read]
         return sum(per_repo.values(), CiRate(0, 0, 0)), per_repo, missing

@@ -17,6 +17,8 @@ Definitions (also in docs/platform-metrics.md):
   resolves to a Group or User in the catalog.
 - *NPS*: each person's latest answer in the window; %promoters (9–10) − %detractors (0–6),
   from −100 to +100.
+- *adoption*: distinct Slack users who used a command, button or form on the days of the
+  window (usage is kept per UTC day), how many uses, and the most used actions.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.catalog.index import CatalogIndex
 from bot.db import Database
 from bot.models import AuditEntry, Environment, FeedbackResponse, Question, ScaffolderRun
+from bot.usage import Adoption, Usage
 
 DAY = 86400.0
 WEEK = 7 * DAY
@@ -159,6 +162,8 @@ class PlatformFigures:
     office_hours: OfficeHoursFigures
     coverage: Coverage
     nps: Nps
+    adoption: Adoption | None = None
+    """None: nobody used the bot in the window."""
     trends: Series = field(default_factory=dict)
 
 
@@ -236,11 +241,12 @@ def catalog_coverage(index: CatalogIndex) -> Coverage:
 
 class PlatformMetrics:
     def __init__(self, db: Database, catalog_index: Callable[[], CatalogIndex],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, usage: Usage | None = None) -> None:
         self.db = db
         self.catalog_index = catalog_index
         self.clock = clock
         self.feedback = Feedback(db, clock)
+        self.usage = usage or Usage(db)
 
     async def figures(self, days: int = DEFAULT_WINDOW_DAYS, until: float | None = None) -> PlatformFigures:
         window = Window.ending(self.clock() if until is None else until, days)
@@ -248,13 +254,19 @@ class PlatformMetrics:
         environments, env_moments = await self._environments(window)
         office, question_moments = await self._office_hours(window)
         answers = latest_per_person(await self.feedback.responses(window.start, window.end))
+        adoption: Adoption | None = await self.usage.adoption(window.start, window.end)
+        if adoption is not None and not adoption.people:
+            adoption = None
+        starts = weekly_buckets(window)
         trends: Series = {
+            "people using the bot": [(datetime.fromtimestamp(s, tz=timezone.utc), float(n)) for s, n in zip(
+                starts, await self.usage.people_per_week(starts, window.end))] if adoption else [],
             "services created": weekly_counts(service_moments, window) if golden.created is not None else [],
             "environments created": weekly_counts(env_moments, window) if environments.created is not None else [],
             "office-hours questions": weekly_counts(question_moments, window) if office.questions is not None else [],
         }
         return PlatformFigures(window, golden, environments, office, catalog_coverage(self.catalog_index()),
-                               nps(r.score for r in answers), trends)
+                               nps(r.score for r in answers), adoption, trends)
 
     async def _golden_path(self, window: Window) -> tuple[GoldenPath, list[float]]:
         query = select(ScaffolderRun.state, ScaffolderRun.submitted_at, ScaffolderRun.finished_at).where(or_(
@@ -296,10 +308,10 @@ class PlatformMetrics:
 
 
 async def active_users(db: Database, start: float, end: float) -> list[str]:
-    """Slack users who used the bot in [start, end): the audit log's actors (pages, environment
-    changes), golden-path requesters, environment requesters, office-hours askers and people who
-    gave feedback. There is no per-command usage record (yet), so someone who only asked
-    `/whoowns` is not found. The reaper and other non-users are left out."""
+    """Slack users who used the bot in [start, end): anyone who used a command, button or form
+    (the usage record, whole UTC days), the audit log's actors, golden-path and environment
+    requesters, office-hours askers and people who gave feedback. The reaper and other non-users
+    are left out."""
     queries = [
         select(AuditEntry.actor).where(AuditEntry.at >= start, AuditEntry.at < end),
         select(ScaffolderRun.requester).where(ScaffolderRun.submitted_at >= start, ScaffolderRun.submitted_at < end),
@@ -307,7 +319,7 @@ async def active_users(db: Database, start: float, end: float) -> list[str]:
         select(Question.user).where(Question.asked_at >= start, Question.asked_at < end),
         select(FeedbackResponse.user_id).where(FeedbackResponse.submitted_at >= start, FeedbackResponse.submitted_at < end),
     ]
-    found: set[str] = set()
+    found = await Usage(db).people(start, end)
     async with db.session() as session:
         for query in queries:
             found.update(str(v) for v in (await session.exec(query.distinct())).scalars().all())

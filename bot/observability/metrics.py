@@ -2,7 +2,7 @@
 process-wide default, so several servers can run in one process), served at `GET /metrics`.
 
 Domain code records through the module functions (`scaffold_run`, `reaper_pass`,
-`knowledge_search`), which find the app's `Metrics` in a context variable that the server and
+`listener_finished`, `knowledge_search`), which find the app's `Metrics` in a context variable that the server and
 the Bolt middleware set (background jobs inherit it from `start`); with none set they do nothing.
 Integrations are observed through the hook in `integrations/errors.py`, so `integrations/`
 never imports `bot/`.
@@ -37,8 +37,12 @@ class Metrics:
         self.slack_request_seconds = Histogram("pavedroad_slack_request_seconds", "Time in Bolt (middleware and "
                                                "listener up to its ack), by kind, name and listener",
                                                ["kind", "name", "listener"], buckets=FAST, registry=registry)
-        self.ack_seconds = Histogram("pavedroad_slack_ack_seconds", "From a request's arrival at /slack/events to "
-                                     "its HTTP response, by kind", ["kind"], buckets=FAST, registry=registry)
+        self.ack_seconds = Histogram("pavedroad_slack_ack_seconds", "From a request's arrival (at /slack/events or "
+                                     "over Socket Mode) to its acknowledgement, by kind", ["kind"], buckets=FAST,
+                                     registry=registry)
+        self.listener_seconds = Histogram("pavedroad_listener_seconds", "Time a listener worked after the "
+                                          "acknowledgement, by listener and outcome (ok, error)", ["listener", "outcome"],
+                                          buckets=SLOW, registry=registry)
         self.integration_calls = Counter("pavedroad_integration_calls", "Calls to outside systems by system and "
                                          "outcome (ok, error, timeout)", ["system", "outcome"], registry=registry)
         self.integration_seconds = Histogram("pavedroad_integration_call_seconds", "Latency of calls to outside "
@@ -119,6 +123,12 @@ def reaper_pass(report: Any, dry_run: bool = False) -> None:
         for action in ("warned", "destroyed", "drift"):
             if count := len(getattr(report, action)):
                 metrics.reaper_actions.labels(action).inc(count)
+
+
+def listener_finished(name: str, seconds: float, outcome: str) -> None:
+    """A lazy listener (the work after the acknowledgement) ended."""
+    if (metrics := current.get()) is not None:
+        metrics.listener_seconds.labels(name, outcome).observe(seconds)
 
 
 def knowledge_search(hits: list) -> list:

@@ -1,16 +1,22 @@
-"""The Slack side of observability: the Bolt middleware that gives each request its id, user and
-command (for the logs), a span, and its counts and latency; and a Slack Web API client whose
-calls are observed like every other integration call."""
+"""The Slack side of observability: each request's id, span and timings (over HTTP or Socket Mode),
+the Bolt middleware that adds its user and command (for the logs) and counts it, and a Slack Web
+API client whose calls are observed like every other integration call."""
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
-from typing import Any, Awaitable, Callable
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable
 
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_bolt.util.utils import get_name_for_callable
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.logs import RequestContext, new_request_id, request_context
@@ -43,13 +49,35 @@ def describe(body: dict[str, Any]) -> tuple[str, str, str]:
 
 
 class RequestInfo:
-    """What the middleware learnt about a request, for the server, which times the HTTP exchange."""
+    """What the middleware learnt about a request, and how long Bolt took to dispatch it (None:
+    it was refused before Bolt saw it)."""
 
     def __init__(self) -> None:
         self.kind, self.name, self.listener = "unknown", "", ""
+        self.dispatched: float | None = None
 
 
 request_info: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar("pavedroad_request_info", default=None)
+
+
+@contextlib.asynccontextmanager
+async def slack_request(metrics: Metrics) -> AsyncIterator[RequestInfo]:
+    """One Slack request, over HTTP or Socket Mode, from its arrival to its acknowledgement: an id
+    (in the logs), a span when tracing, and its timings. The caller sets `info.dispatched`."""
+    arrived = time.perf_counter()
+    metrics.activate()
+    info = RequestInfo()
+    tokens = request_context.set(RequestContext(new_request_id())), request_info.set(info)
+    try:
+        with metrics.tracing.span("slack request") if metrics.tracing else contextlib.nullcontext():
+            yield info
+        if info.dispatched is not None:
+            metrics.slack_request_seconds.labels(info.kind, info.name, info.listener).observe(info.dispatched)
+        metrics.ack_seconds.labels(info.kind if info.dispatched is not None else "refused").observe(
+            time.perf_counter() - arrived)
+    finally:
+        request_info.reset(tokens[1])
+        request_context.reset(tokens[0])
 
 
 def request_middleware(app: AsyncApp, metrics: Metrics):
@@ -96,3 +124,19 @@ class ObservedWebClient(AsyncWebClient):
     async def api_call(self, api_method: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         with observed("slack", api_method):
             return await super().api_call(api_method, *args, **kwargs)
+
+
+class ObservedSocketModeHandler(AsyncSocketModeHandler):
+    """Socket Mode requests get the same id, span and timings as those posted to `/slack/events`;
+    their acknowledgement is the response sent back over the socket."""
+
+    def __init__(self, app: AsyncApp, app_token: str, metrics: Metrics) -> None:
+        super().__init__(app, app_token)
+        self.metrics = metrics
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        async with slack_request(self.metrics) as info:
+            started = time.perf_counter()
+            response = await run_async_bolt_app(self.app, req)
+            info.dispatched = time.perf_counter() - started
+            await send_async_response(client, req, response, started)

@@ -1,0 +1,119 @@
+"""Who used the bot, how: a count per UTC day, Slack user and action (`/whoowns`, a button's
+action id, a modal's callback id). It is what adoption figures and the NPS survey's "active
+users" are made of.
+
+Counting happens in memory, where the request is acknowledged, and reaches the database in
+batches a few seconds later (one upsert per batch), so it never delays an acknowledgement."""
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Sequence
+
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.db import Database
+from bot.models import UsageDay
+
+log = logging.getLogger(__name__)
+BATCH_SECONDS = 2.0
+DAY = 86400.0
+MAX_ACTION = 100
+
+
+def day_of(moment: float) -> str:
+    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """Use of the bot over a window: distinct people, all their actions, and the most used."""
+    people: int
+    actions: int
+    top: list[tuple[str, int]]
+
+
+class Usage:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pending: Counter[tuple[str, str, str]] = Counter()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+
+    def note(self, user_id: str, action: str, at: float | None = None) -> None:
+        """Count one use; written with the next batch."""
+        if not user_id or not action:
+            return
+        self._pending[(day_of(time.time() if at is None else at), user_id, action[:MAX_ACTION])] += 1
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_batches())
+
+    async def _write_batches(self) -> None:
+        try:
+            while self._pending:
+                with contextlib.suppress(TimeoutError):  # closing writes the batch at once
+                    await asyncio.wait_for(self._closing.wait(), BATCH_SECONDS)
+                await self.flush()
+        finally:
+            self._writer = None
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, Counter()
+        if not batch:
+            return
+        insert = (sqlite.insert if self.db.is_sqlite else postgresql.insert)(UsageDay)
+        statement = insert.on_conflict_do_update(index_elements=["day", "user_id", "action"],
+                                                 set_={"count": UsageDay.count + insert.excluded["count"]})
+        try:
+            async with self.db.session() as session:
+                await session.exec(statement, params=[{"day": d, "user_id": u, "action": a, "count": n}
+                                                      for (d, u, a), n in batch.items()])
+                await session.commit()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("could not record %d uses of the bot: %s", len(batch), exc.__class__.__name__)
+
+    async def close(self) -> None:
+        """Let the pending counts reach the database before it closes."""
+        self._closing.set()
+        if self._writer is not None:
+            await self._writer
+
+    async def people(self, start: float, end: float) -> set[str]:
+        """Who used the bot on the days of [start, end) (whole UTC days: that is what is kept)."""
+        query = select(UsageDay.user_id).where(UsageDay.day >= day_of(start), UsageDay.day <= day_of(end)).distinct()
+        async with self.db.session() as session:
+            return set((await session.exec(query)).scalars().all())
+
+    async def adoption(self, start: float, end: float, top: int = 5) -> Adoption:
+        window = (UsageDay.day >= day_of(start), UsageDay.day <= day_of(end))
+        async with self.db.session() as session:
+            people = (await session.exec(select(func.count(UsageDay.user_id.distinct())).where(*window))).scalar_one()
+            rows = (await session.exec(select(UsageDay.action, func.sum(UsageDay.count)).where(*window)
+                                       .group_by(UsageDay.action))).all()
+        ranked = sorted(((action, int(count)) for action, count in rows), key=lambda row: (-row[1], row[0]))
+        return Adoption(int(people), sum(count for _, count in ranked), ranked[:top])
+
+    async def people_per_week(self, starts: Sequence[float], end: float) -> list[int]:
+        """Distinct people in each week beginning at `starts` (the last one ends at `end`), counted
+        in the database; a day belongs to the week its start falls in (the first week for a day
+        that began before it)."""
+        week_of: dict[str, int] = {}
+        day = math.floor(starts[0] / DAY) * DAY
+        while day < end:
+            week_of[day_of(day)] = bisect.bisect_right(starts, max(day, starts[0])) - 1
+            day += DAY
+        week = case(week_of, value=UsageDay.day)
+        query = (select(week, func.count(UsageDay.user_id.distinct())).where(UsageDay.day.in_(list(week_of)))
+                 .group_by(week))
+        async with self.db.session() as session:
+            counted = dict((await session.exec(query)).all())
+        return [int(counted.get(number, 0)) for number in range(len(starts))]
