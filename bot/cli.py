@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -44,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     catalog.add_parser("refresh", help="re-read the catalog into the database now and report")
     reap = sub.add_parser("reap", help="one pass of the environment reaper (for a Kubernetes CronJob)")
     reap.add_argument("--dry-run", action="store_true", help="only report what it would warn about and destroy")
+    collect = sub.add_parser("collect", help="one pass of the DORA data collector: GitHub and PagerDuty into the database")
+    collect.add_argument("--all", action="store_true", help="read every source, also those read in the last half interval")
     audit = sub.add_parser("audit", help="list the audit log, newest first")
     audit.add_argument("--limit", type=int, default=50)
     audit.add_argument("--action", help="only this action, e.g. env.destroy or page")
@@ -79,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "template" and args.action == "validate":
         return validate_templates(args.paths)
     runner = {"serve": serve, "shell": lambda s: shell(s, args.line, args.email), "catalog": refresh_catalog,
-              "db": upgrade_db, "reap": lambda s: reap(s, args.dry_run),
+              "db": upgrade_db, "reap": lambda s: reap(s, args.dry_run), "collect": lambda s: collect(s, args.all),
               "audit": lambda s: show_audit(s, args.limit, args.action),
               "template": lambda s: list_templates(s) if args.action == "list" else
               preview_template(s, args.template, args.values, args.out, args.requester)}[args.command]
@@ -137,6 +140,18 @@ async def _prepared(settings: Settings) -> Services:
     if not services.catalog.loaded:
         await services.catalog.refresh()
     return services
+
+
+async def collect(settings: Settings, everything: bool) -> int:
+    services = await _prepared(settings)
+    try:
+        started = time.monotonic()
+        counts = await services.dora.collect(0 if everything else settings.dora_collect_minutes * 60)
+        print(f"GitHub repositories: {counts['repositories']} read, {counts['failed']} failed; "
+              f"PagerDuty services: {counts['services']} read; in {time.monotonic() - started:.1f}s")
+        return 1 if counts["failed"] else 0
+    finally:
+        await services.close()
 
 
 async def list_templates(settings: Settings) -> int:

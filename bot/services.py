@@ -87,6 +87,7 @@ class Services:
         await self.scaffolder.close()
         await self.deliveries.close()
         await self.usage.close()
+        await self.dora.sync.close()
         await self.http.close()
         await asyncio.to_thread(self.paging.pagerduty.close)
         if self.kubernetes is not None:

@@ -1,14 +1,19 @@
 """The `pavedroad` command as a user runs it: shell, catalog lint and refresh, settings errors."""
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from bot.config import ConfigError, load_settings
+from bot.db import Database
+from bot.metrics.delivery_data import DeliveryData
 from tests.conftest import BACKSTAGE_EXAMPLE, ROOT
+from tests.fakes.github import GitHubFake
 
 
 def pavedroad(*args: str, tmp_path, **env: str) -> subprocess.CompletedProcess:
@@ -104,3 +109,30 @@ def test_the_manifest_lists_every_command_the_bot_registers():
     registered = {usage.split()[0] for capability in CAPABILITIES for usage, _ in capability.HELP}
     assert listed == registered
     assert {"app_home_opened", "app_mention", "reaction_added", "message.channels"} <= set(manifest["settings"]["event_subscriptions"]["bot_events"])
+
+
+async def test_collect_reads_the_catalogs_repositories_into_the_database(tmp_path):
+    now = datetime.now(timezone.utc)
+    async with GitHubFake() as github:
+        github.add_repo("acme/payment-service")
+        github.add_dated_commit("acme/payment-service", now - timedelta(days=2, hours=3), "change")
+        github.add_deployment("acme/payment-service", created_at=now - timedelta(days=2))
+        github.add_workflow_run("acme/payment-service", created_at=now - timedelta(days=1))
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PAGERDUTY_", "PAVEDROAD_", "GITHUB_"))}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "collect", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**clean, "PAVEDROAD_DATA_DIR": str(tmp_path / "data"), "GITHUB_API_URL": github.url,
+                 "GITHUB_TOKEN": github.token})
+        out, err = await asyncio.wait_for(process.communicate(), 120)
+    repositories = {line.split(":", 1)[1].strip() for path in (ROOT / "examples" / "catalog").rglob("*.yaml")
+                    for line in path.read_text().splitlines() if line.strip().startswith("github.com/project-slug:")}
+    # the demo catalog names more repositories than the test server holds: those fail (404), and the exit says so
+    assert process.returncode == 1, err.decode()
+    assert out.decode().startswith(f"GitHub repositories: 1 read, {len(repositories) - 1} failed; PagerDuty services: 0 read")
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'pavedroad.db'}")
+    try:
+        read = await DeliveryData(db).sources("github", ["acme/payment-service", "acme/cart-service"])
+        assert read["acme/payment-service"].source == "deployments" and read["acme/payment-service"].error == ""
+        assert read["acme/cart-service"].read_at is None and "404" in read["acme/cart-service"].error
+    finally:
+        await db.close()

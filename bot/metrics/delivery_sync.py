@@ -46,6 +46,16 @@ class DeliverySync:
         """(system, key) → the read under way; kept until it ends, even when nobody waits for it."""
         self._limit: asyncio.Semaphore | None = None
 
+    async def close(self, grace: float = 10.0) -> None:
+        """Let the reads under way finish (they write to the database about to close); cancel
+        those still running after `grace` seconds."""
+        tasks = set(self.reading.values())
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     # -- starting reads -----------------------------------------------------------------------
 
     def _start(self, system: str, keys: Sequence[str], read: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
