@@ -461,3 +461,25 @@ async def test_server_collects_delivery_data_at_start(tmp_path: Path) -> None:
                 await asyncio.sleep(0.1)
         finally:
             await stop_bot(bot)
+
+
+async def test_a_repository_that_starts_deploying_counts_its_deployments(database_url: str) -> None:
+    now = datetime.now(timezone.utc)
+    async with GitHubFake() as github, PagerDutyFake() as pagerduty:
+        seed(github, pagerduty, now)
+        github.add_repo("acme/search")
+        for day in (3, 2, 1):
+            sha = github.add_dated_commit("acme/search", now - day * DAY - H, f"change {day}")
+            github.add_workflow_run("acme/search", created_at=now - day * DAY, head_sha=sha)
+        target = Target("Search", "service", (type("E", (), {"name": "search", "annotations": {
+            d.GITHUB_SLUG: "acme/search"}})(),))  # type: ignore[arg-type]
+        async with stored_dora(database_url, github, None) as dora:
+            first = await dora.report(target, 30)
+            assert first.deployment_frequency.text == "0.7/week (3 in 30 days)" and first.sources == {"search": "workflow runs"}
+            for day in (10, 5):  # older than the two days a later read looks back
+                github.add_deployment("acme/search", created_at=now - day * DAY)
+            github.add_deployment("acme/search", created_at=now - H)
+            dora.fresh_seconds = 0
+            switched = await dora.report(target, 30)
+            assert switched.sources == {"search": "deployments"}
+            assert switched.deployment_frequency.text == "0.7/week (3 in 30 days)"  # 10 d, 5 d and 1 h ago

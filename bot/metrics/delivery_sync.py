@@ -180,6 +180,9 @@ class DeliverySync:
             async with self.limit:
                 deployments, runs = await asyncio.gather(github.deployments(slug, since), github.workflow_runs(slug, since))
             await self.data.put_runs(slug, runs)
+            if deployments and state is not None and state.source != DEPLOYMENTS and state.read_at is not None:
+                async with self.limit:  # it started deploying: its deployments of the whole kept window count
+                    deployments = await github.deployments(slug, self._since(None))
             if deployments or (state is not None and state.source == DEPLOYMENTS):
                 source = DEPLOYMENTS
                 await self.data.put_deliveries(slug, source, [(f"deployment:{x.id}", x.sha, x.finished_at)
