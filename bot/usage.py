@@ -7,7 +7,6 @@ batches a few seconds later (one upsert per batch), so it never delays an acknow
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import math
@@ -106,14 +105,11 @@ class Usage:
         """Distinct people in each week beginning at `starts` (the last one ends at `end`), counted
         in the database; a day belongs to the week its start falls in (the first week for a day
         that began before it)."""
-        week_of: dict[str, int] = {}
-        day = math.floor(starts[0] / DAY) * DAY
-        while day < end:
-            week_of[day_of(day)] = bisect.bisect_right(starts, max(day, starts[0])) - 1
-            day += DAY
-        week = case(week_of, value=UsageDay.day)
-        query = (select(week, func.count(UsageDay.user_id.distinct())).where(UsageDay.day.in_(list(week_of)))
-                 .group_by(week))
+        # the first day of each following week: the first whose start is at or after the week's start
+        firsts = [day_of(math.ceil(start / DAY) * DAY) for start in starts[1:]]
+        week = case(*((UsageDay.day < first, number) for number, first in enumerate(firsts)), else_=len(firsts))
+        query = (select(week, func.count(UsageDay.user_id.distinct()))
+                 .where(UsageDay.day >= day_of(starts[0]), UsageDay.day <= day_of(end)).group_by(week))
         async with self.db.session() as session:
             counted = dict((await session.exec(query)).all())
         return [int(counted.get(number, 0)) for number in range(len(starts))]
