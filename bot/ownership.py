@@ -137,7 +137,7 @@ class Ownership:
     def describe(self, index: CatalogIndex, entity: Entity) -> Answer:
         """Everything the catalog itself knows; no outside calls."""
         data = entity.data
-        metadata, spec = data.get("metadata") or {}, data.get("spec") or {}
+        metadata = data.get("metadata") or {}
         owner_key = index.owner_of(entity.key)
         owner_entity = index.entities.get(owner_key)
         owner = team(owner_entity) if owner_entity else None

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import aiohttp
-import pytest
 import yaml
 from aiohttp import web
 from sqlalchemy.ext.asyncio import create_async_engine

@@ -99,7 +99,7 @@ async def test_real_templates_render_to_the_expected_tree(kit, name):
     publish = dict((s, i) for s, _, i in preview.steps)["publish"]
     assert publish["repoUrl"] == REPO and publish["description"] == "This is my-site"
     assert dict((s, i) for s, _, i in preview.steps)["register"]["repoContentsUrl"] == "https://github.com/acme/my-site/blob/main"
-    assert f"[register] would register component:default/my-site" in preview.log
+    assert "[register] would register component:default/my-site" in preview.log
 
 
 async def test_springboot_contents_carry_the_values(kit):

@@ -4,7 +4,6 @@ and interactions as envelopes over it, acknowledges them there and answers at th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from typing import Any
@@ -14,9 +13,9 @@ import pytest
 from bot.config import ConfigError
 
 from tests.fakes.slack_requests import block_actions_body, event_body
-from tests.test_observability import scrape, value
 from tests.fakes.slack_socket import SlackSocketModeFake, interaction_payload, slash_command_payload
 from tests.harness import Bot, start_bot, stop_bot
+from tests.test_observability import scrape, value
 
 APP_TOKEN = "xapp-1-test"
 USER = "U0ADA0001"
