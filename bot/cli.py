@@ -147,9 +147,10 @@ async def collect(settings: Settings, everything: bool) -> int:
     try:
         started = time.monotonic()
         counts = await services.dora.collect(0 if everything else settings.dora_collect_minutes * 60)
-        print(f"GitHub repositories: {counts['repositories']} read, {counts['failed']} failed; "
-              f"PagerDuty services: {counts['services']} read; in {time.monotonic() - started:.1f}s")
-        return 1 if counts["failed"] else 0
+        print(f"GitHub repositories: {counts['repositories']} read, {counts['failed']} failed, "
+              f"{counts['skipped']} left for later (rate limit or stop); PagerDuty services: {counts['services']} read, "
+              f"{counts['services failed']} failed; in {time.monotonic() - started:.1f}s")
+        return 1 if counts["failed"] or counts["skipped"] or counts["services failed"] else 0
     finally:
         await services.close()
 

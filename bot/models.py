@@ -5,7 +5,7 @@ these models and the latest migration in step.
 """
 from __future__ import annotations
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -254,7 +254,7 @@ class WorkflowRunEvent(SQLModel, table=True):
     __tablename__ = "workflow_run_event"
     __table_args__ = (Index("ix_workflow_run_event_slug_created_at", "slug", "created_at"),)
     slug: str = Field(primary_key=True)
-    run_id: int = Field(primary_key=True)
+    run_id: int = Field(primary_key=True, sa_type=BigInteger)  # GitHub's run ids pass 2³¹
     sha: str
     status: str
     conclusion: str

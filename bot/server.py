@@ -78,6 +78,15 @@ def build_web_app(app: AsyncApp, services: Services, metrics: Metrics | None = N
     return web_app
 
 
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for the event at most `seconds`; whether it is set."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+        return True
+    except TimeoutError:
+        return False
+
+
 class Jobs:
     """Background jobs that are never cancelled half-way: a cancelled database call can leave its
     connection unable to close, so on stop each job finishes the run it is in, then returns.
@@ -104,11 +113,7 @@ class Jobs:
 
     async def _pause(self, seconds: float) -> bool:
         """Wait, or return True at once when stopping."""
-        try:
-            await asyncio.wait_for(self.stopping.wait(), seconds)
-            return True
-        except TimeoutError:
-            return False
+        return await _wait(self.stopping, seconds)
 
     async def _every(self, seconds: float, job: Callable[[], Awaitable[object]], name: str, at_once: bool) -> None:
         if not at_once and await self._pause(seconds):
@@ -150,11 +155,23 @@ COLLECTOR_HOLDER = uuid.uuid4().hex
 
 
 async def collect_delivery_data(services: Services, every_seconds: float, stopping: asyncio.Event) -> None:
-    """One replica at a time reads GitHub and PagerDuty for `/dora` and CI figures."""
-    if await services.leases.acquire(COLLECTOR_LEASE, COLLECTOR_HOLDER, every_seconds):
-        started = time.monotonic()
+    """One replica at a time reads GitHub and PagerDuty for `/dora` and CI figures; the lease is
+    renewed while a long pass (a first one, or one slowed by rate limits) goes on."""
+    if not await services.leases.acquire(COLLECTOR_LEASE, COLLECTOR_HOLDER, every_seconds):
+        return
+    finished = asyncio.Event()
+
+    async def keep_lease() -> None:
+        while not await _wait(finished, every_seconds / 3):
+            await services.leases.acquire(COLLECTOR_LEASE, COLLECTOR_HOLDER, every_seconds)
+    renewing = asyncio.create_task(keep_lease())
+    started = time.monotonic()
+    try:
         counts = await services.dora.collect(every_seconds, stopping)
         log.info("delivery data collected in %.1fs: %s", time.monotonic() - started, counts)
+    finally:
+        finished.set()
+        await renewing
 
 
 @dataclass

@@ -38,6 +38,8 @@ def query_text(raw: Any) -> str:
 
 def guarded(work: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
     """Run a lazy listener, timed; on an unexpected error, log it and tell the user briefly, never a trace."""
+    name = f"{work.__module__.rpartition('.')[2]}.{work.__name__}"  # `dora.answer`: several modules have an `answer`
+
     @functools.wraps(work)
     async def run(*args: Any, **kwargs: Any) -> None:
         started, outcome = time.perf_counter(), "error"
@@ -56,5 +58,5 @@ def guarded(work: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[Non
                 except Exception:  # noqa: BLE001 - the user cannot be told; the log has it
                     log.exception("could not tell the user about ref %s", reference)
         finally:
-            listener_finished(work.__name__, time.perf_counter() - started, outcome)
+            listener_finished(name, time.perf_counter() - started, outcome)
     return run

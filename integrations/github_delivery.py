@@ -24,7 +24,12 @@ from integrations.github import NotFound, RateLimited, _reason, _retry_after
 TIMEOUT_SECONDS = 10.0
 PER_PAGE = 100
 STATUS_READS_AT_ONCE = 8
-ETAG_CACHE_SIZE = 20000
+ETAG_CACHE_SIZE = 4096
+BRANCHES_KEPT = 20000
+DEPLOYMENTS_PER_PAGE = 10
+"""Small pages: a later read needs only the newest few, and the cached first page stays small."""
+NO_COMMIT = (404, 422)
+"""GitHub answers 422 "No commit found for SHA" for a commit a force-push removed."""
 SUCCESS_STATES = frozenset({"success"})
 FAILED_STATES = frozenset({"failure", "error"})
 
@@ -78,10 +83,11 @@ def _commit(data: dict[str, Any]) -> Commit:
     return Commit(data.get("sha", ""), when or datetime.min.replace(tzinfo=timezone.utc))
 
 
-def _error(exc: Exception) -> IntegrationError:
+def _error(exc: Exception, missing: tuple[int, ...] = (404,)) -> IntegrationError:
+    """`missing`: the statuses that mean "no such thing" (for a commit, GitHub answers 422)."""
     if isinstance(exc, gidgethub.HTTPException):
         status = int(exc.status_code)
-        if status == 404:
+        if status in missing:
             return NotFound("GitHub", _reason(exc))
         if (wait := _retry_after(status, exc.headers, str(exc))) is not None:
             return RateLimited(wait)
@@ -89,15 +95,19 @@ def _error(exc: Exception) -> IntegrationError:
     return IntegrationError("GitHub", _reason(exc), timed_out=isinstance(exc, TimeoutError))
 
 
-class BoundedCache(OrderedDict):  # type: ignore[type-arg]
-    """gidgethub's ETag cache, keeping the `size` most recently stored answers: URLs that name a
-    window change every day, so an unbounded dict would only grow."""
+class DeploymentListCache(OrderedDict):  # type: ignore[type-arg]
+    """gidgethub's ETag cache, for the first page of deployment lists only: its URL never changes,
+    so an unchanged list costs a `304`, which GitHub does not count against its rate limit. The
+    other answers are read once (commits, compares, statuses) or name a day (runs) and would only
+    hold memory. At most `size` entries, the most recently stored kept."""
 
     def __init__(self, size: int = ETAG_CACHE_SIZE) -> None:
         super().__init__()
         self.size = size
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        if "/deployments?" not in str(key):
+            return
         super().__setitem__(key, value)
         self.move_to_end(key)
         while len(self) > self.size:
@@ -105,23 +115,21 @@ class BoundedCache(OrderedDict):  # type: ignore[type-arg]
 
 
 class GitHubDelivery:
-    """Reads only; one instance per process, sharing the bot's aiohttp session. Answers are
-    cached with their ETags (a 304 does not count against GitHub's rate limit), and list URLs
-    name whole days so they stay the same for a day."""
+    """Reads only; one instance per process, sharing the bot's aiohttp session."""
 
     def __init__(self, session: aiohttp.ClientSession, api_url: str, token: str = "",
                  timeout: float = TIMEOUT_SECONDS) -> None:
-        self.api = GitHubAPI(session, "pavedroad", oauth_token=token or None, base_url=api_url, cache=BoundedCache())
+        self.api = GitHubAPI(session, "pavedroad", oauth_token=token or None, base_url=api_url, cache=DeploymentListCache())
         self.timeout = timeout
         self._default_branches: dict[str, str] = {}
 
-    async def _item(self, operation: str, url: str, **params: Any) -> Any:
+    async def _item(self, operation: str, url: str, missing: tuple[int, ...] = (404,), **params: Any) -> Any:
         try:
             with observed("github", operation):
                 async with asyncio.timeout(self.timeout):
                     return await self.api.getitem(url, url_vars=params)
         except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError) as exc:
-            raise _error(exc) from exc
+            raise _error(exc, missing) from exc
 
     async def _items(self, url: str, key: str | None = None, **params: Any) -> AsyncIterator[dict[str, Any]]:
         """Every item of a paginated list; the time limit applies to each page. The caller observes
@@ -148,7 +156,7 @@ class GitHubDelivery:
         owner, _, repo = slug.partition("/")
         data = await self._item("repository", "/repos/{owner}/{repo}", owner=owner, repo=repo)
         branch = str((data or {}).get("default_branch") or "main")
-        if len(self._default_branches) >= ETAG_CACHE_SIZE:
+        if len(self._default_branches) >= BRANCHES_KEPT:
             self._default_branches.clear()
         self._default_branches[slug.lower()] = branch
         return branch
@@ -160,7 +168,8 @@ class GitHubDelivery:
         found: list[dict[str, Any]] = []
         with observed("github", "deployments"):
             async for item in self._items("/repos/{owner}/{repo}/deployments{?environment,per_page}",
-                                          owner=owner, repo=repo, environment=environment, per_page=PER_PAGE):
+                                          owner=owner, repo=repo, environment=environment,
+                                          per_page=DEPLOYMENTS_PER_PAGE):
                 found.append(item)
                 created = parse_time(item.get("created_at"))
                 if created is not None and created < since:
@@ -202,10 +211,10 @@ class GitHubDelivery:
     async def commits_between(self, slug: str, base: str, head: str) -> list[Commit]:
         """The commits in `head` and not in `base`, oldest first (GitHub lists at most 250)."""
         owner, _, repo = slug.partition("/")
-        data = await self._item("compare", "/repos/{owner}/{repo}/compare/{basehead}", owner=owner, repo=repo,
+        data = await self._item("compare", "/repos/{owner}/{repo}/compare/{basehead}", NO_COMMIT, owner=owner, repo=repo,
                                 basehead=f"{base}...{head}")
         return [_commit(c) for c in (data or {}).get("commits") or []]
 
     async def commit(self, slug: str, sha: str) -> Commit:
         owner, _, repo = slug.partition("/")
-        return _commit(await self._item("commit", "/repos/{owner}/{repo}/commits/{sha}", owner=owner, repo=repo, sha=sha))
+        return _commit(await self._item("commit", "/repos/{owner}/{repo}/commits/{sha}", NO_COMMIT, owner=owner, repo=repo, sha=sha))

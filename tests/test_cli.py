@@ -128,7 +128,8 @@ async def test_collect_reads_the_catalogs_repositories_into_the_database(tmp_pat
                     for line in path.read_text().splitlines() if line.strip().startswith("github.com/project-slug:")}
     # the demo catalog names more repositories than the test server holds: those fail (404), and the exit says so
     assert process.returncode == 1, err.decode()
-    assert out.decode().startswith(f"GitHub repositories: 1 read, {len(repositories) - 1} failed; PagerDuty services: 0 read")
+    assert out.decode().startswith(f"GitHub repositories: 1 read, {len(repositories) - 1} failed, 0 left for later "
+                                   "(rate limit or stop); PagerDuty services: 0 read, 0 failed")
     db = Database(f"sqlite:///{tmp_path / 'data' / 'pavedroad.db'}")
     try:
         read = await DeliveryData(db).sources("github", ["acme/payment-service", "acme/cart-service"])

@@ -399,6 +399,10 @@ async def test_org_ci_success_over_catalog_repositories(database_url: str) -> No
                                           ("r", "Resource", "acme/r"))}
         index = type("I", (), {"entities": entities})()
         async with stored_dora(database_url, github, None, index) as dora:
+            total, per_repo, missing = await dora.org_ci_success(30)  # nothing read yet, and no first reads started
+            assert (total.rate, per_repo, github.requests) == (None, {}, [])
+            assert missing[0] == "acme/a: not read yet (the collector, or a `/dora` about it, reads it)"
+            await dora.collect(3600)
             total, per_repo, missing = await dora.org_ci_success(30)
             assert total.text == "75% (3 of 4 runs)" and total.excluded == 1
             assert per_repo["acme/a"].rate == 2 / 3 and per_repo["acme/b"].rate == 1.0
@@ -421,7 +425,7 @@ async def test_collector_pass_reads_the_catalog_and_backs_off(database_url: str)
         async with stored_dora(database_url, github, pagerduty, index) as dora:
             github.rate_limit(1000, retry_after=60)
             counts = await dora.collect(every_seconds=3600)
-            assert counts["repositories"] == 0 and counts["services"] == 1
+            assert counts["repositories"] == 0 and counts["skipped"] == 7 and counts["services"] == 1
             # GitHub said to slow down: the pass stopped after the reads already under way
             assert len(github.requests) <= 4 * 3
             sources = await dora.data.sources("github", [f"acme/{n}" for n in names] + ["acme/payment-service"])
@@ -430,7 +434,7 @@ async def test_collector_pass_reads_the_catalog_and_backs_off(database_url: str)
             counts = await dora.collect(every_seconds=3600)  # the ones tried are not due yet; the others are
             assert counts["repositories"] == 7 - len(sources)
             counts = await dora.collect(every_seconds=0)
-            assert counts == {"repositories": 7, "failed": 0, "services": 1}
+            assert counts == {"repositories": 7, "failed": 0, "skipped": 0, "services": 1, "services failed": 0}
 
             github.clear_requests()
             pagerduty.clear_requests()
@@ -483,3 +487,24 @@ async def test_a_repository_that_starts_deploying_counts_its_deployments(databas
             switched = await dora.report(target, 30)
             assert switched.sources == {"search": "deployments"}
             assert switched.deployment_frequency.text == "0.7/week (3 in 30 days)"  # 10 d, 5 d and 1 h ago
+
+
+async def test_commits_a_force_push_removed_do_not_block_the_repository(database_url: str) -> None:
+    now = datetime.now(timezone.utc)
+    async with GitHubFake() as github:
+        github.add_repo("acme/search")
+        for day in (3, 2, 1):  # runs of commits the repository no longer has: GitHub answers 422 and 404
+            github.add_workflow_run("acme/search", created_at=now - day * DAY, head_sha=f"{day:040x}")
+        target = Target("Search", "service", (type("E", (), {"name": "search", "annotations": {
+            d.GITHUB_SLUG: "acme/search"}})(),))  # type: ignore[arg-type]
+        async with stored_dora(database_url, github, None) as dora:
+            report = await dora.report(target, 30)
+            asked = sorted(part for r in github.requests for part in r.path.split("/")[4:5] if part in ("commits", "compare"))
+            assert asked == ["commits", "compare", "compare"]  # the first delivery's commit, then each one's changes
+            assert report.deployment_frequency.text == "0.7/week (3 in 30 days)" and report.missing == [
+                "search: no `pagerduty.com/service-id` annotation (PagerDuty)"]
+            assert report.lead_time.reason == "no successful deliveries with commits in the window"
+            github.clear_requests()
+            dora.fresh_seconds = 0
+            await dora.report(target, 30)  # read and measured once: not asked again
+            assert not [r for r in github.requests if "/commits/" in r.path or "/compare/" in r.path]

@@ -96,7 +96,7 @@ async def test_metrics_after_a_scripted_session(tmp_path):
         assert value(scraped, "pavedroad_slack_requests_total", **whoowns) == 3
         assert value(scraped, "pavedroad_slack_request_seconds_count", **whoowns) == 3
         assert value(scraped, "pavedroad_slack_requests_total", kind="command", name="/docs", listener="docs") == 2
-        assert value(scraped, "pavedroad_listener_seconds_count", listener="docs", outcome="ok") == 2  # after the ack
+        assert value(scraped, "pavedroad_listener_seconds_count", listener="runbook.docs", outcome="ok") == 2  # after the ack
         assert value(scraped, "pavedroad_slack_ack_seconds_count", kind="command") == 5
         assert value(scraped, "pavedroad_slack_ack_seconds_count", kind="refused") == 1
         assert value(scraped, "pavedroad_slack_ack_seconds_bucket", kind="command", le="+Inf") == 5

@@ -31,6 +31,7 @@ GITHUB_AT_ONCE = 16
 COLLECT_AT_ONCE = 4
 """Repositories the background pass reads at once: it is never in a hurry, answers may be."""
 INCIDENT_IDS_PER_CALL = 50
+FORGET_EVERY_SECONDS = 3600.0
 REFRESH_AT_MOST = GITHUB_AT_ONCE
 
 
@@ -45,6 +46,7 @@ class DeliverySync:
         self.reading: dict[tuple[str, str], asyncio.Task[None]] = {}
         """(system, key) → the read under way; kept until it ends, even when nobody waits for it."""
         self._limit: asyncio.Semaphore | None = None
+        self._forgotten_at = 0.0
 
     async def close(self, grace: float = 10.0) -> None:
         """Let the reads under way finish (they write to the database about to close); cancel
@@ -86,12 +88,14 @@ class DeliverySync:
         return list(tasks)
 
     async def refresh(self, slugs: Sequence[str], service_ids: Sequence[str], fresh_seconds: float,
-                      wait_new: float, wait_known: float) -> None:
+                      wait_new: float, wait_known: float, first_reads: bool = True) -> None:
         """Read the sources not tried within `fresh_seconds` (so a failing one is not asked again at
         every answer): all those never read, and the `REFRESH_AT_MOST` least recently tried of the
         others (the collector keeps the rest current; refreshing a team of 500 at once would starve
         the answers). Wait up to `wait_new` seconds for those never read and `wait_known` for the
-        others; a read not done by then goes on in the background."""
+        others; a read not done by then goes on in the background. Without `first_reads`, sources
+        never read are left to the collector (an answer about the whole catalog must not start
+        hundreds of 92-day reads)."""
         now = self.clock().timestamp()
         due: dict[str, tuple[list[str], list[str]]] = {GITHUB: ([], []), PAGERDUTY: ([], [])}
         for system, keys, enabled in ((GITHUB, slugs, self.github is not None),
@@ -101,8 +105,8 @@ class DeliverySync:
                 tried = [k for k in keys if k not in states or now - states[k].tried_at >= fresh_seconds]
                 known = sorted((k for k in tried if k in states and states[k].read_at is not None),
                                key=lambda k: states[k].tried_at)
-                due[system] = ([k for k in tried if k not in states or states[k].read_at is None],
-                               known[:REFRESH_AT_MOST])
+                never = [k for k in tried if k not in states or states[k].read_at is None] if first_reads else []
+                due[system] = (never, known[:REFRESH_AT_MOST])
         new = [self.repository(s) for s in due[GITHUB][0]] + self.incidents(due[PAGERDUTY][0])
         known = [self.repository(s) for s in due[GITHUB][1]] + self.incidents(due[PAGERDUTY][1])
         if known:
@@ -116,10 +120,12 @@ class DeliverySync:
 
     async def collect(self, slugs: Iterable[str], service_ids: Iterable[str], every_seconds: float,
                       stopping: asyncio.Event | None = None) -> dict[str, int]:
-        """Read every source not tried in the last half of `every_seconds` (never-read and least recently tried
-        first); stop reading GitHub when it says to slow down, and at `stopping`. Returns counts for the log."""
+        """Read every source not tried in the last half of `every_seconds` (never-read and least
+        recently tried first); stop reading GitHub when it says to slow down, and at `stopping`.
+        Returns counts: repositories read, failed, and skipped (rate limit or stop); PagerDuty
+        services read and failed."""
         now = self.clock().timestamp()
-        counts = {"repositories": 0, "failed": 0, "services": 0}
+        counts = dict.fromkeys(("repositories", "failed", "skipped", "services", "services failed"), 0)
         if self.github is not None:
             wanted = sorted({s.lower() for s in slugs})
             states = await self.data.sources(GITHUB, wanted)
@@ -132,15 +138,19 @@ class DeliverySync:
                 nonlocal rate_limited
                 async with gate:
                     if rate_limited or stopping is not None and stopping.is_set():
+                        counts["skipped"] += 1
                         return
                     try:
-                        await self.repository(slug)
+                        # shielded: others may wait for the same read, and a read cancelled in a
+                        # database call can leave its connection unable to close
+                        await asyncio.shield(self.repository(slug))
                         counts["repositories"] += 1
                     except RateLimited as exc:
                         if not rate_limited:
                             log.warning("GitHub rate limit reached while collecting delivery data; "
                                         "the rest waits for the next pass (%s)", exc.reason)
                         rate_limited = True
+                        counts["skipped"] += 1
                     except IntegrationError:
                         counts["failed"] += 1
             await asyncio.gather(*(read(s) for s in due))
@@ -148,12 +158,10 @@ class DeliverySync:
             ids = sorted(set(service_ids))
             states = await self.data.sources(PAGERDUTY, ids)
             due_ids = [s for s in ids if s not in states or now - states[s].tried_at >= every_seconds / 2]
-            results = await asyncio.gather(*self.incidents(due_ids), return_exceptions=True)
-            counts["services"] = len(due_ids)
-            for result in results:
-                if isinstance(result, BaseException) and not isinstance(result, IntegrationError):
-                    raise result
-        await self.data.forget_before(now - KEEP_DAYS * 86400)
+            await asyncio.gather(*(asyncio.shield(t) for t in self.incidents(due_ids)), return_exceptions=True)
+            after = await self.data.sources(PAGERDUTY, due_ids)
+            counts["services"] = sum(s in after and not after[s].error for s in due_ids)
+            counts["services failed"] = len(due_ids) - counts["services"]
         return counts
 
     # -- reading one source -------------------------------------------------------------------
@@ -194,10 +202,11 @@ class DeliverySync:
             if source == RUNS and not stored:
                 source = ""
             await self._read_changes(slug, stored)
-        except IntegrationError as exc:
-            await self.data.failed(GITHUB, [slug], now.timestamp(), exc.reason)
+        except Exception as exc:
+            await self.data.failed(GITHUB, [slug], now.timestamp(), _reason(exc))
             raise
         await self.data.read(GITHUB, [slug], now.timestamp(), source)
+        await self._forget_old()
 
     async def _read_changes(self, slug: str, stored: list[StoredDelivery]) -> None:
         """The commits of the newest deliveries not read yet: those since the previous delivery of
@@ -213,14 +222,18 @@ class DeliverySync:
                     if previous:
                         return await github.commits_between(slug, previous, delivery.sha)
                     return [await github.commit(slug, delivery.sha)]
-                except NotFound:  # a force-push removed them: nothing to measure, nothing to retry
+                except NotFound:  # a force-push removed them (404, or 422 for a commit): nothing to measure
                     return []
         found = await asyncio.gather(*(commits_of(i, d) for i, d in unread), return_exceptions=True)
         await self.data.put_changes(slug, {d: commits for (_, d), commits in zip(unread, found)
                                            if not isinstance(commits, BaseException)})
-        for result in found:
-            if isinstance(result, BaseException):
-                raise result  # the first failure; the deliveries read before it are kept
+        failures = [result for result in found if isinstance(result, BaseException)]
+        for failure in failures:
+            if isinstance(failure, RateLimited) or not isinstance(failure, IntegrationError):
+                raise failure
+        if failures:  # those deliveries stay unread and are tried again at the next read
+            log.info("%s: the commits of %d deliveries could not be read (%s)", slug, len(failures),
+                     _reason(failures[0]))
 
     async def _read_incidents(self, service_ids: list[str]) -> None:
         pagerduty = self.pagerduty
@@ -233,8 +246,21 @@ class DeliverySync:
             since = max(min(since, datetime.fromtimestamp(open_since, tz=timezone.utc)), self._since(None))
         try:
             incidents = await pagerduty.incidents_between(service_ids, since, now, timeout=self.incident_timeout)
-        except IntegrationError as exc:
-            await self.data.failed(PAGERDUTY, service_ids, now.timestamp(), exc.reason)
+            await self.data.put_incidents(incidents)
+        except Exception as exc:
+            await self.data.failed(PAGERDUTY, service_ids, now.timestamp(), _reason(exc))
             raise
-        await self.data.put_incidents(incidents)
         await self.data.read(PAGERDUTY, service_ids, now.timestamp())
+        await self._forget_old()
+
+    async def _forget_old(self) -> None:
+        """Drop events older than `KEEP_DAYS`, at most once an hour (whether or not the collector runs)."""
+        now = self.clock().timestamp()
+        if now - self._forgotten_at >= FORGET_EVERY_SECONDS:
+            self._forgotten_at = now
+            await self.data.forget_before(now - KEEP_DAYS * 86400)
+
+
+def _reason(exc: BaseException) -> str:
+    """What a failed read stores and shows: an outside system's reason, or what kind of bug it was."""
+    return exc.reason if isinstance(exc, IntegrationError) else f"internal error ({exc.__class__.__name__}); see the log"

@@ -20,6 +20,7 @@ FRESH_SECONDS = 300.0
 KNOWN_WAIT_SECONDS = 1.0
 """How long an answer waits for the refresh of sources it has data for already."""
 STILL_READING = "first read still under way; ask again in a minute"
+NOT_READ = "not read yet (the collector, or a `/dora` about it, reads it)"
 
 
 def _ago(read_at: float, now: datetime) -> str:
@@ -136,7 +137,7 @@ class Dora:
             return CiRate(0, 0, 0), {}, ["GitHub is not configured"]
         slugs, _ = self.catalog_sources()
         wait = min(KNOWN_WAIT_SECONDS, self.budget_seconds)
-        await self.sync.refresh(slugs, [], self.fresh_seconds, wait, wait)
+        await self.sync.refresh(slugs, [], self.fresh_seconds, wait, wait, first_reads=False)
         until = self.clock()
         states = await self.data.sources(GITHUB, slugs)
         read = {slug: s.source for slug, s in states.items() if s.read_at is not None}
@@ -148,7 +149,10 @@ class Dora:
 
 
 def _unread(state: DeliverySource | None, reading: bool) -> str:
-    return state.error if state is not None and state.error and not reading else STILL_READING
+    """Why a source never read has no data."""
+    if reading:
+        return STILL_READING
+    return state.error if state is not None and state.error else NOT_READ
 
 
 def _failed_last(system: str, state: DeliverySource, now: datetime) -> str:

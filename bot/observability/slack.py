@@ -136,7 +136,7 @@ class ObservedSocketModeHandler(AsyncSocketModeHandler):
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         async with slack_request(self.metrics) as info:
-            started = time.perf_counter()
+            started, arrived = time.perf_counter(), time.time()  # Bolt's own debug line wants wall-clock time
             response = await run_async_bolt_app(self.app, req)
             info.dispatched = time.perf_counter() - started
-            await send_async_response(client, req, response, started)
+            await send_async_response(client, req, response, arrived)
