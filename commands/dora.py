@@ -53,8 +53,11 @@ def report_blocks(report: Report) -> list[dict[str, Any]]:
               f"({report.since:%Y-%m-%d} → {report.until:%Y-%m-%d})")
     lines = [metric_line(m) for m in report.metrics]
     ci = report.ci
-    lines.append(f"*CI success rate*: {escape(ci.text)}" + (f" · _{ci.excluded} cancelled/skipped runs left out_" if ci.excluded else "")
-                 if ci.rate is not None else "*CI success rate*: _no data_ (no finished workflow runs on the default branch)")
+    if ci.rate is not None:
+        lines.append(f"*CI success rate*: {escape(ci.text)}" + (f" · _{ci.excluded} cancelled/skipped runs left out_" if ci.excluded else ""))
+    else:  # runs read but none finished, or GitHub not read at all (then its reason, as for the deployments)
+        why = "no finished workflow runs on the default branch" if report.ci_by_repo else report.deployment_frequency.reason
+        lines.append(f"*CI success rate*: _no data_ ({escape(why or 'no GitHub data')})")
     sources = sorted(set(report.sources.values()) - {"none"})
     if sources:
         read = f", read from GitHub at {report.as_of:%Y-%m-%d %H:%M} UTC" if report.as_of else ""

@@ -19,7 +19,7 @@ from bot.db import Database
 from bot.metrics.delivery_data import DeliveryData
 from bot.metrics.delivery_sync import DeliverySync
 from bot.metrics.dora_reports import Dora
-from commands.dora import parse
+from commands.dora import parse, report_blocks
 from integrations.errors import IntegrationError
 from integrations.github_delivery import GitHubDelivery, WorkflowRun
 from integrations.pagerduty import IncidentRecord, PagerDutyClient
@@ -174,6 +174,7 @@ def test_team_pools_and_no_data_is_not_zero() -> None:
     assert [m.text for m in report.metrics] == ["no data"] * 4
     assert report.deployment_frequency.reason == "GitHub: HTTP 500"
     assert report.time_to_restore.reason == "PagerDuty: HTTP 500"
+    assert "*CI success rate*: _no data_ (GitHub: HTTP 500)" in str(report_blocks(report))  # why, not "no runs"
     quiet = ServiceData("q", "acme/q", "P9", source="deployments", deliveries=[], ci=ci_rate([]), incidents=[incident(T0 + DAY, None, "P9")])
     report = build_report(Target("q", "service", ()), 30, T0, T0 + 30 * DAY, [quiet])
     assert report.lead_time.value is None and report.change_failure_rate.value is None
