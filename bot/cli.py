@@ -292,7 +292,7 @@ HELP_TEXT = "\n".join(
 
 
 async def shell(settings: Settings, line: str | None, email: str) -> int:
-    console = Console(email)
+    console = Console(settings.data_dir / "shell-files", email)
     await console.start()
     client = slack_client(settings, base_url=f"{console.url}/api/", token="xoxb-pavedroad-shell")
     services = create_services(settings, client)

@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,8 +37,11 @@ class Button:
 class Console:
     """The loopback endpoint standing in for Slack's side of the conversation."""
 
-    def __init__(self, email: str = "") -> None:
+    def __init__(self, files_dir: Path, email: str = "") -> None:
         self.email = email
+        self.files_dir = files_dir
+        """Where files the bot uploads (charts) are saved, since a terminal cannot show them."""
+        self._uploads: dict[str, str] = {}  # file id → file name
         self.messages: list[dict[str, Any]] = []
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -47,6 +51,7 @@ class Console:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)  # the SDK reads (users.info) with GET
         app.router.add_post("/response/{id}", self._response)
+        app.router.add_post("/upload/{id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -71,9 +76,28 @@ class Console:
             return web.json_response({"ok": True, "user": {"id": body.get("user"), "profile": {"email": self.email}}})
         if method == "users.lookupByEmail":
             return web.json_response({"ok": False, "error": "users_not_found"})
+        if method == "files.getUploadURLExternal":  # files_upload_v2: an upload URL, the bytes, then complete
+            file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+            self._uploads[file_id] = Path(str(body.get("filename") or "file")).name
+            return web.json_response({"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id})
+        if method == "files.completeUploadExternal":
+            files = body.get("files")
+            for item in json.loads(files) if isinstance(files, str) else files or []:
+                path = self.files_dir / self._uploads.get(item.get("id"), "file")
+                self.messages.append({"text": f"[file] {item.get('title') or path.name}: saved to {path}"})
+            return web.json_response({"ok": True, "files": []})
         if method.startswith("chat.") or method.startswith("views."):
             self.messages.append(body)
         return web.json_response({"ok": True, "ts": ts, "channel": body.get("channel", SHELL_CHANNEL)})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        name = self._uploads.get(request.match_info["id"])
+        if name is None:
+            return web.Response(status=404, text="unknown upload")
+        data = await request.read()
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        (self.files_dir / name).write_bytes(data)
+        return web.Response(text=f"OK - {len(data)}")
 
     async def _response(self, request: web.Request) -> web.Response:
         self.messages.append(await request.json())

@@ -1,4 +1,4 @@
-"""Small helpers every command module shares: mrkdwn escaping and a guard for slow work."""
+"""Small helpers every command module shares: mrkdwn escaping, a guard for slow work, sharing a PNG."""
 from __future__ import annotations
 
 import functools
@@ -6,6 +6,9 @@ import logging
 import time
 import uuid
 from typing import Any, Awaitable, Callable
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.metrics import listener_finished
 
@@ -60,3 +63,18 @@ def guarded(work: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[Non
         finally:
             listener_finished(name, time.perf_counter() - started, outcome)
     return run
+
+
+async def upload_png(client: AsyncWebClient, png: bytes, *, channel: str, user: str, filename: str, title: str,
+                     alt_text: str = "", comment: str | None = None) -> str | None:
+    """Share a PNG with `files.uploadV2` in `channel`; where the bot may not post there, in the user's
+    DM instead. Returns where it went, None when it could not be shared (logged, never raised)."""
+    for target in dict.fromkeys(t for t in (channel, user) if t):
+        try:
+            await client.files_upload_v2(channel=target, file=png, filename=filename, title=title,
+                                         alt_txt=alt_text or title, initial_comment=comment)
+            return target
+        except Exception as exc:  # noqa: BLE001 - a chart that cannot be shared never fails the answer
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else exc.__class__.__name__
+            log.warning("could not upload %s to %s: %s", filename, target, error)
+    return None

@@ -7,18 +7,16 @@ stale), and what could not be read is listed rather than shown as zero (domain:
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.metrics.charts import line_chart
 from bot.metrics.dora import WINDOWS, Metric, Report, Target
 from bot.services import Services
-from commands.common import clip, escape, guarded, query_text
+from commands.common import clip, escape, guarded, query_text, upload_png
 
-log = logging.getLogger("pavedroad.commands.dora")
 USAGE = "Usage: `/dora SERVICE|TEAM [30d|90d]`, e.g. `/dora payment-service 90d` or `/dora payments-team`."
 HELP = [("/dora SERVICE|TEAM [30d|90d]", "deployment frequency, lead time, change failure rate and time to restore, with DORA bands")]
 BAND_EMOJI = {"elite": ":large_green_circle:", "high": ":large_blue_circle:", "medium": ":large_yellow_circle:",
@@ -81,35 +79,17 @@ def report_text(report: Report) -> str:
         f"{m.name} {m.text}" + (f" ({m.band})" if m.band else "") for m in report.metrics) + f"; CI success rate {report.ci.text}"
 
 
-def chart_png(report: Report) -> bytes | None:
-    try:
-        from bot.metrics.charts import line_chart
-    except ImportError:  # charts are optional: the figures are the answer
-        return None
+def chart_png(report: Report) -> bytes:
     series = {name: points for name, points in report.weekly.items() if points}
     return line_chart(f"{report.target.name}: per week, last {report.days} days", series, y_label="count")
 
 
 async def upload_chart(client: AsyncWebClient, channel: str, user: str, png: bytes, report: Report) -> str:
     """Upload the chart to the channel (or the user's DM); "" when done, else why not."""
-    try:
-        from commands.platform import upload_png  # the shared helper of `/platform stats`
-    except ImportError:
-        upload_png = None
-    title = f"DORA {report.target.name}, last {report.days} days"
-    filename = f"dora-{report.days}d.png"
-    try:
-        if upload_png is not None:
-            where = await upload_png(client, png, channel=channel, user=user, filename=filename, title=title,
-                                     alt_text="Deliveries, failed deliveries and incidents per week")
-            return "" if where else "the upload failed; is the bot in this channel, with files:write?"
-        await client.files_upload_v2(channel=channel, file=png, filename=filename, title=title)
-    except SlackApiError as exc:
-        return str(exc.response.get("error", "error"))
-    except Exception as exc:  # noqa: BLE001 - a failed chart never fails the answer
-        log.warning("dora chart upload failed: %s", exc)
-        return exc.__class__.__name__
-    return ""
+    where = await upload_png(client, png, channel=channel, user=user, filename=f"dora-{report.days}d.png",
+                             title=f"DORA {report.target.name}, last {report.days} days",
+                             alt_text="Deliveries, failed deliveries and incidents per week")
+    return "" if where else "the upload failed; is the bot in this channel, with files:write?"
 
 
 def register(app: AsyncApp, services: Services) -> None:

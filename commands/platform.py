@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.refs import short_ref
@@ -20,7 +20,7 @@ from bot.metrics.dora import CiRate
 from bot.metrics.platform import DAY, BadWindow, PlatformFigures, PlatformMetrics, active_users, parse_window
 from bot.metrics.scorecard import TeamScorecard, all_scorecards, find_team, load_checks, owning_teams, team_scorecard
 from bot.services import Services
-from commands.common import clip, escape, guarded, log, query_text
+from commands.common import clip, escape, guarded, log, query_text, upload_png
 
 HELP = [
     ("/platform stats [30d]", "the platform's own figures over a window (golden paths, environments, office hours, "
@@ -161,21 +161,6 @@ def feedback_values(view: dict[str, Any]) -> tuple[int | None, str]:
     score = int(raw) if raw.isdigit() and 0 <= int(raw) <= 10 else None
     comment = str(((values.get("comment") or {}).get("value") or {}).get("value") or "")
     return score, comment
-
-
-async def upload_png(client: AsyncWebClient, png: bytes, *, channel: str, user: str, filename: str, title: str,
-                     alt_text: str = "", comment: str | None = None) -> str | None:
-    """Share a PNG with `files.uploadV2` in `channel`; where the bot may not post there, in the user's
-    DM instead. Returns where it went, None when it could not be shared (logged, never raised)."""
-    for target in dict.fromkeys(t for t in (channel, user) if t):
-        try:
-            await client.files_upload_v2(channel=target, file=png, filename=filename, title=title,
-                                         alt_txt=alt_text or title, initial_comment=comment)
-            return target
-        except (SlackApiError, SlackRequestError, OSError, TimeoutError) as exc:
-            error = exc.response.get("error") if isinstance(exc, SlackApiError) else exc.__class__.__name__
-            log.warning("could not upload %s to %s: %s", filename, target, error)
-    return None
 
 
 def survey_blocks() -> list[dict[str, Any]]:

@@ -137,3 +137,12 @@ async def test_collect_reads_the_catalogs_repositories_into_the_database(tmp_pat
         assert read["acme/cart-service"].read_at is None and "404" in read["acme/cart-service"].error
     finally:
         await db.close()
+
+
+def test_the_shell_saves_charts_it_cannot_show(tmp_path):
+    result = pavedroad("shell", "-c", "/platform stats 7d", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    saved = tmp_path / "data" / "shell-files" / "platform-stats-7d.png"
+    assert f"[file] Platform trends, last 7 days: saved to {saved}" in result.stdout
+    assert "Something went wrong" not in result.stdout
+    assert saved.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
