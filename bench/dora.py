@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import statistics
 import sys
 import tempfile
@@ -84,6 +85,10 @@ def seed(github: GitHubFake, pagerduty: PagerDutyFake, services: int, runs_per_w
     return components
 
 
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 async def timed(label: str, github: GitHubFake, pagerduty: PagerDutyFake, work: Callable[[], Awaitable[T]]) -> tuple[float, T]:
     github.requests.clear()
     pagerduty.requests.clear()
@@ -120,8 +125,10 @@ async def main() -> None:
             dora = Dora(lambda: Catalog({c.name: c for c in components}), sync, budget_seconds=8)
             target = Target("bench-team", "team", tuple(components))  # type: ignore[arg-type]
             try:
+                before = peak_rss_mb()
                 first, counts = await timed("collector, first pass", github, pagerduty, lambda: dora.collect(3600))
-                print(f"  {counts}")
+                print(f"  {counts}; peak RSS of the process (the test servers' year of data included): "
+                      f"{before:.0f} MB before the pass, {peak_rss_mb():.0f} MB after")
                 second, _ = await timed("collector, next pass (only what is new)", github, pagerduty, lambda: dora.collect(0))
                 answers = []
                 for n in range(args.repeat):
