@@ -176,9 +176,9 @@ async def fill_to_review(bot: Bot, view_id: str, view: dict[str, Any], user: str
     return review
 
 
-async def progress(bot: Bot, user: str, state: str, timeout: float = 20) -> dict[str, Any]:
-    """The progress message in `user`'s DM once it shows `state`."""
-    channel = f"D{user[1:]}"
+async def progress(bot: Bot, user: str, state: str, timeout: float = 20, channel: str = "") -> dict[str, Any]:
+    """The progress message in `user`'s DM (or in `channel`) once it shows `state`."""
+    channel = channel or f"D{user[1:]}"
     async def shown() -> dict[str, Any] | None:
         for (where, _), message in bot.slack.messages.items():
             if where == channel and message.get("text", "").endswith(f": {state}"):
@@ -219,6 +219,7 @@ async def test_from_the_command_to_a_created_service(bot: Bot):
         assert f"*{step}* (done)" in text
     assert "Repository" in text and "component:default/pay-ledger" in text and "*Clone it*" in text
     assert done.get("edited"), "the first message is edited, not a new one posted"
+    await progress(bot, ADA, "done", channel="C0PAYMENTS1")  # the team's copy is edited right after the DM
     assert [a["channel"] for a in bot.slack.calls("chat.postMessage")] == [ADA, "C0PAYMENTS1"]
     assert [m["text"] for (channel, _), m in bot.slack.messages.items() if channel == "C0PAYMENTS1"] == ["Python service: done"]
     assert bot.server.services.catalog.index.entities.get("component:default/pay-ledger") is not None
