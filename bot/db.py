@@ -53,15 +53,16 @@ class Database:
             await connection.run_sync(_upgrade, revision)
 
     async def upsert(self, model: Any, rows: Sequence[dict[str, Any]], keys: Iterable[str],
-                     update: Iterable[str] = (), batch: int = 500) -> None:
-        """Insert rows; a row whose `keys` exist already updates the `update` columns (or is skipped)."""
+                     update: Iterable[str] = (), batch: int = 500, add: Iterable[str] = ()) -> None:
+        """Insert rows; a row whose `keys` exist already sets its `update` columns to the new
+        values and adds the new values to its `add` columns (or, with neither, is skipped)."""
         if not rows:
             return
         statement = (sqlite.insert if self.is_sqlite else postgresql.insert)(model)
-        update = list(update)
-        statement = (statement.on_conflict_do_update(index_elements=list(keys), set_={
-            name: statement.excluded[name] for name in update}) if update
-            else statement.on_conflict_do_nothing(index_elements=list(keys)))
+        changes = {name: statement.excluded[name] for name in update}
+        changes.update({name: getattr(model, name) + statement.excluded[name] for name in add})
+        statement = (statement.on_conflict_do_update(index_elements=list(keys), set_=changes) if changes
+                     else statement.on_conflict_do_nothing(index_elements=list(keys)))
         async with self.session() as session:
             for start in range(0, len(rows), batch):
                 await session.exec(statement, params=rows[start:start + batch])

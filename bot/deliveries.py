@@ -6,18 +6,17 @@ lands on another replica. Slack retries after its 3-second timeout, well after a
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot.db import Database
 from bot.models import HandledDelivery
+from bot.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 KEEP_SECONDS = 3600.0
@@ -36,8 +35,7 @@ class Deliveries:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._seen: dict[str, float] = {}
-        self._pending: dict[str, float] = {}
-        self._writer: asyncio.Task | None = None
+        self._pending: WriteBehind[str, float] = WriteBehind(self._write, BATCH_SECONDS)
 
     async def already_handled(self, key: str, is_retry: bool) -> bool:
         """Record `key`; True when it was handled before (only retries are checked in the database)."""
@@ -47,34 +45,18 @@ class Deliveries:
         self._seen[key] = now
         if is_retry:
             return not await self._claim(key, now)
-        self._pending[key] = now
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_batches())
+        self._pending.note(key, now)
         return False
 
-    async def _write_batches(self) -> None:
-        try:
-            while self._pending:
-                await asyncio.sleep(BATCH_SECONDS)
-                batch, self._pending = self._pending, {}
-                await self._write(batch)
-        finally:
-            self._writer = None
-
     async def _write(self, batch: dict[str, float]) -> None:
-        insert = (sqlite.insert if self.db.is_sqlite else postgresql.insert)(HandledDelivery)
         try:
-            async with self.db.session() as session:
-                await session.exec(insert.on_conflict_do_nothing(), params=[
-                    {"key": key, "received_at": at} for key, at in batch.items()])
-                await session.commit()
+            await self.db.upsert(HandledDelivery, [{"key": key, "received_at": at} for key, at in batch.items()], ("key",))
         except (SQLAlchemyError, OSError) as exc:
             log.warning("could not record %d Slack deliveries: %s", len(batch), exc.__class__.__name__)
 
     async def close(self) -> None:
         """Let the pending batch reach the database before it closes."""
-        if self._writer is not None:
-            await self._writer
+        await self._pending.close()
 
     async def _claim(self, key: str, now: float) -> bool:
         try:

@@ -6,22 +6,20 @@ Counting happens in memory, where the request is acknowledged, and reaches the d
 batches a few seconds later (one upsert per batch), so it never delays an acknowledgement."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
+import operator
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Sequence
 
 from sqlalchemy import case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.db import Database
 from bot.models import UsageDay
+from bot.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 BATCH_SECONDS = 2.0
@@ -44,47 +42,27 @@ class Adoption:
 class Usage:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._pending: Counter[tuple[str, str, str]] = Counter()
-        self._writer: asyncio.Task[None] | None = None
-        self._closing = asyncio.Event()
+        self._pending: WriteBehind[tuple[str, str, str], int] = WriteBehind(self._write, BATCH_SECONDS, operator.add)
 
     def note(self, user_id: str, action: str, at: float | None = None) -> None:
         """Count one use; written with the next batch."""
-        if not user_id or not action:
-            return
-        self._pending[(day_of(time.time() if at is None else at), user_id, action[:MAX_ACTION])] += 1
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_batches())
+        if user_id and action:
+            self._pending.note((day_of(time.time() if at is None else at), user_id, action[:MAX_ACTION]), 1)
 
-    async def _write_batches(self) -> None:
+    async def _write(self, batch: dict[tuple[str, str, str], int]) -> None:
+        rows = [{"day": d, "user_id": u, "action": a, "count": n} for (d, u, a), n in batch.items()]
         try:
-            while self._pending:
-                with contextlib.suppress(TimeoutError):  # closing writes the batch at once
-                    await asyncio.wait_for(self._closing.wait(), BATCH_SECONDS)
-                await self.flush()
-        finally:
-            self._writer = None
-
-    async def flush(self) -> None:
-        batch, self._pending = self._pending, Counter()
-        if not batch:
-            return
-        insert = (sqlite.insert if self.db.is_sqlite else postgresql.insert)(UsageDay)
-        statement = insert.on_conflict_do_update(index_elements=["day", "user_id", "action"],
-                                                 set_={"count": UsageDay.count + insert.excluded["count"]})
-        try:
-            async with self.db.session() as session:
-                await session.exec(statement, params=[{"day": d, "user_id": u, "action": a, "count": n}
-                                                      for (d, u, a), n in batch.items()])
-                await session.commit()
+            await self.db.upsert(UsageDay, rows, ("day", "user_id", "action"), add=("count",))
         except (SQLAlchemyError, OSError) as exc:
             log.warning("could not record %d uses of the bot: %s", len(batch), exc.__class__.__name__)
 
+    async def flush(self) -> None:
+        """Write the pending counts now."""
+        await self._pending.flush()
+
     async def close(self) -> None:
         """Let the pending counts reach the database before it closes."""
-        self._closing.set()
-        if self._writer is not None:
-            await self._writer
+        await self._pending.close()
 
     async def people(self, start: float, end: float) -> set[str]:
         """Who used the bot on the days of [start, end) (whole UTC days: that is what is kept)."""

@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics.charts import line_chart
-from bot.metrics.dora import WINDOWS, Metric, Report, Target
+from bot.metrics.dora import GITHUB_SLUG, PAGERDUTY_SERVICE, WINDOWS, Metric, Report, Target
 from bot.services import Services
 from commands.common import clip, escape, guarded, query_text, upload_png
 
@@ -133,13 +133,13 @@ def register(app: AsyncApp, services: Services) -> None:
 
 def _has_sources(target: Target) -> bool:
     entity = target.components[0]
-    return bool(entity.annotations.get("github.com/project-slug")) or bool(entity.annotations.get("pagerduty.com/service-id"))
+    return bool(entity.annotations.get(GITHUB_SLUG)) or bool(entity.annotations.get(PAGERDUTY_SERVICE))
 
 
 def _missing_sources_text(target: Target) -> str:
     entity = target.components[0]
-    missing = [f"`{a}` ({what})" for a, what in (("github.com/project-slug", "deployments, lead time, CI"),
-                                                 ("pagerduty.com/service-id", "change failure rate, time to restore"))
+    missing = [f"`{a}` ({what})" for a, what in ((GITHUB_SLUG, "deployments, lead time, CI"),
+                                                 (PAGERDUTY_SERVICE, "change failure rate, time to restore"))
                if not entity.annotations.get(a)]
     return (f"*{escape(entity.display_name)}* is missing {' and '.join(missing)} in its catalog annotations, "
             "so I can't compute its DORA metrics. Add them to its catalog-info.yaml.")

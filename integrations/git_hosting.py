@@ -9,6 +9,17 @@ from typing import Protocol, Sequence
 from integrations.errors import IntegrationError
 
 
+def is_text(data: bytes) -> bool:
+    """A file to treat as text (rendered, sent as UTF-8): no NUL byte near the start, and valid UTF-8."""
+    if b"\0" in data[:8000]:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class RepoSettings:
     description: str = ""

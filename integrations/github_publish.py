@@ -27,7 +27,7 @@ from gidgethub.aiohttp import GitHubAPI
 
 from integrations.errors import IntegrationError, observed
 from integrations.git_hosting import (Author, Commit, Location, PullRequest, RepoSettings, Repository,
-                                      RepositoryExists, walk_files)
+                                      RepositoryExists, is_text, walk_files)
 
 SYSTEM = "GitHub"
 MAX_ATTEMPTS = 4
@@ -38,16 +38,6 @@ class AppCredentials:
     app_id: str
     private_key: str  # PEM text
     installation_id: str = ""  # found per owner when empty
-
-
-def _is_text(data: bytes) -> bool:
-    if b"\0" in data[:8000]:
-        return False
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _reason(exc: Exception) -> str:
@@ -232,7 +222,7 @@ class GitHubPublisher:
     async def _tree_entry(self, owner: str, name: str, path: str, file: Path, executable: bool) -> dict:
         data = file.read_bytes()
         entry = {"path": path, "mode": "100755" if executable else "100644", "type": "blob"}
-        if _is_text(data):
+        if is_text(data):
             return {**entry, "content": data.decode("utf-8")}
         blob = await self._request("POST", "/repos/{owner}/{repo}/git/blobs", owner,
                                    {"content": base64.b64encode(data).decode(), "encoding": "base64"}, owner=owner, repo=name)

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from bot.metrics import dora as d
-from bot.metrics.dora import (Delivery, ServiceData, Target, build_report, change_failure_band, ci_rate,
+from bot.metrics.dora import (Delivery, ServiceData, Target, build_report, change_failure_band, ci_tally,
                               deliveries_from_runs, deployment_frequency_band, failed_deliveries, lead_time_band,
                               restore_band, weekly_counts)
 from bot.db import Database
@@ -89,6 +89,10 @@ def test_restore_band(duration: timedelta, band: str) -> None:
 def incident(created: datetime, resolved: datetime | None, service: str = "P1") -> IncidentRecord:
     return IncidentRecord(f"I{created.timestamp():.0f}", service, "resolved" if resolved else "triggered", "high",
                           created, resolved)
+
+
+def ci_rate(runs: list[WorkflowRun]) -> d.CiRate:
+    return ci_tally((r.status, r.conclusion, 1) for r in runs)
 
 
 def run(conclusion: str, at: datetime, sha: str = "s", status: str = "completed") -> WorkflowRun:

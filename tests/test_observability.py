@@ -49,12 +49,12 @@ async def scrape(bot: Bot) -> dict:
 
 
 @contextlib.contextmanager
-def captured_logs(settings: Settings, level: str = "DEBUG"):
-    """The bot's logging set up as `serve` sets it (JSON), into a buffer; pytest's handlers put back after."""
+def captured_logs(settings: Settings, level: str = "DEBUG", fmt: str = "json"):
+    """The bot's logging set up as `serve` sets it (JSON by default), into a buffer; pytest's handlers put back after."""
     root = logging.getLogger()
     handlers, old_level = list(root.handlers), root.level
     buffer = io.StringIO()
-    logs.configure(settings, fmt="json", level=level, stream=buffer)
+    logs.configure(settings, fmt=fmt, level=level, stream=buffer)
     try:
         yield buffer
     finally:
@@ -223,20 +223,10 @@ async def test_one_request_id_for_the_lines_of_one_request(tmp_path):
 
 
 def test_text_format_for_local_use():
-    buffer = io.StringIO()
-    root = logging.getLogger()
-    handlers, old_level = list(root.handlers), root.level
-    try:
-        logs.configure(Settings(), fmt="text", level="INFO", stream=buffer)
+    with captured_logs(Settings(), level="INFO", fmt="text") as buffer:
         token = logs.request_context.set(logs.RequestContext("r123", "U1", "/whoowns x"))
         logging.getLogger("pavedroad.test").info("hello %s", "xoxb-123-secret")
         logs.request_context.reset(token)
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(old_level)
     line = buffer.getvalue().strip()
     assert line.endswith("INFO pavedroad.test [r123]: hello [REDACTED]")
 

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import bindparam, delete, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.db import Database
 from bot.models import KnowledgeDocument
@@ -178,15 +176,9 @@ class KnowledgeBase:
         rows = [{**doc.__dict__, "updated_at": time.time()} for doc in documents]
         if not rows:
             return
-        dialect_insert = sqlite_insert if self.db.is_sqlite else pg_insert
-        statement = dialect_insert(KnowledgeDocument)
-        statement = statement.on_conflict_do_update(index_elements=["key"], set_={
-            name: statement.excluded[name] for name in ("kind", "entity_ref", "title", "section", "url", "body", "version", "updated_at")})
         try:
-            async with self.db.session() as session:
-                for start in range(0, len(rows), 500):
-                    await session.exec(statement, params=rows[start:start + 500])
-                await session.commit()
+            await self.db.upsert(KnowledgeDocument, rows, ("key",), (
+                "kind", "entity_ref", "title", "section", "url", "body", "version", "updated_at"))
         finally:
             self._changed()
 

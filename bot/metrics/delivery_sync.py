@@ -45,7 +45,7 @@ class DeliverySync:
         self.incident_timeout = incident_timeout
         self.reading: dict[tuple[str, str], asyncio.Task[None]] = {}
         """(system, key) → the read under way; kept until it ends, even when nobody waits for it."""
-        self._limit: asyncio.Semaphore | None = None
+        self.limit = asyncio.Semaphore(GITHUB_AT_ONCE)
         self._forgotten_at = 0.0
 
     async def close(self, grace: float = 10.0) -> None:
@@ -171,12 +171,6 @@ class DeliverySync:
         if read_at is None:
             return keep_from
         return max(keep_from, datetime.fromtimestamp(read_at, tz=timezone.utc) - OVERLAP)
-
-    @property
-    def limit(self) -> asyncio.Semaphore:
-        if self._limit is None:  # made in the loop that uses it
-            self._limit = asyncio.Semaphore(GITHUB_AT_ONCE)
-        return self._limit
 
     async def _read_repository(self, slug: str) -> None:
         github = self.github

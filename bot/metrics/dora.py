@@ -225,10 +225,6 @@ class CiRate:
         return CiRate(self.success + other.success, self.failure + other.failure, self.excluded + other.excluded)
 
 
-def ci_rate(runs: Iterable[WorkflowRun]) -> CiRate:
-    return ci_tally((run.status, run.conclusion, 1) for run in runs)
-
-
 def ci_tally(counts: Iterable[tuple[str, str, int]]) -> CiRate:
     """The rate from (status, conclusion, how many runs) rows."""
     success = failure = excluded = 0

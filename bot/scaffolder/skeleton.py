@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 from bot.scaffolder.expressions import render_text
 from bot.scaffolder.model import ScaffolderError
 from bot.scaffolder.workspace import Workspace
+from integrations.git_hosting import is_text
 
 URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
@@ -73,16 +74,6 @@ def _matches(relative: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatchcase(c, p.removeprefix("./")) for p in patterns for c in candidates)
 
 
-def _is_binary(data: bytes) -> bool:
-    if b"\0" in data[:8000]:
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
 def copy_skeleton(source: Path, workspace: Workspace, target: str, options: CopyOptions,
                   log: Callable[[str], None]) -> list[str]:
     """Copy (and render) `source` into `target` of the workspace; the workspace paths written."""
@@ -112,7 +103,7 @@ def copy_skeleton(source: Path, workspace: Workspace, target: str, options: Copy
             log(f"kept the existing {shown} (replace is off)")
             continue
         data = file.read_bytes()
-        if not keep_contents and not _is_binary(data):
+        if not keep_contents and is_text(data):
             try:
                 data = render(data.decode("utf-8")).encode("utf-8")
             except ScaffolderError as exc:
